@@ -1,0 +1,1 @@
+"""Strictly causal realized-vol, implied-vol and order-flow features (DESIGN sections 1 and 5)."""

@@ -1,0 +1,81 @@
+"""The ``forecaster`` command. Sub-commands import their modules lazily so ``forecaster --help`` is instant.
+
+Exit codes (DESIGN section 7): 0 ok, 2 bad input or usage (message on stderr), 1 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+
+# name -> (module in forecaster.commands, one-line help). Each module has add_arguments(parser) and run(args).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "simulate a market and print a summary of it (the pipeline grows with later releases)"),
+    "simulate": ("simulate", "write a simulated market: bars, trades, option chain, IV index and truth"),
+    "validate": ("validate", "check market-data and portfolio files against the data contracts"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # usage errors: exit 2 with the message on stderr
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="forecaster",
+        description="Forecast how an options book's Greeks and margin will drift, and act early.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (_module, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, description=help_text)
+    return parser
+
+
+def _command_module(name: str):
+    return importlib.import_module(f"forecaster.commands.{COMMANDS[name][0]}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # Parse once to find the command, then let the command add its own arguments (lazy import).
+    known, _ = parser.parse_known_args(argv)
+    if known.command is None:
+        parser.print_help()
+        return EXIT_USAGE if argv else EXIT_OK
+    module = _command_module(known.command)
+    sub_action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    module.add_arguments(sub_action.choices[known.command])
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from forecaster.errors import ForecasterError
+
+    try:
+        return int(module.run(args) or EXIT_OK)
+    except ForecasterError as exc:
+        print(f"forecaster {known.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception as exc:  # internal error: say so, keep the traceback for the report
+        traceback.print_exc(file=sys.stderr)
+        print(f"forecaster {known.command}: internal error: {exc!r}", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

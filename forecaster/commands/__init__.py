@@ -1,0 +1,1 @@
+"""One module per sub-command of ``forecaster``: each has ``add_arguments(parser)`` and ``run(args) -> int``."""

@@ -1,0 +1,59 @@
+"""Shared by ``simulate`` and ``demo``: the simulator flags, resolved over the spec's ``simulator`` section."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from forecaster.config import load_spec
+
+
+def add_simulator_arguments(parser: argparse.ArgumentParser, *, default_out: str | None) -> None:
+    parser.add_argument("--config", help="experiment spec (YAML path or name); default experiments/sim_intraday.yaml")
+    parser.add_argument("--days", type=float, help="simulated days (overrides simulator.days)")
+    parser.add_argument("--freq", help="bar length, whole minutes: 1min, 5min, 1h (overrides simulator.freq)")
+    parser.add_argument("--seed", type=int, help="random seed (overrides simulator.seed)")
+    parser.add_argument("--out", default=default_out, required=default_out is None, help="output directory")
+    parser.add_argument("--format", choices=["parquet", "csv"], default="parquet", help="file format")
+    parser.add_argument("--no-trades", action="store_true", help="do not write individual trades")
+    parser.add_argument("--no-chain", action="store_true", help="do not write option-chain snapshots")
+
+
+def resolve_sim_config(args: argparse.Namespace) -> Any:
+    """The spec's ``simulator`` section with flags applied, validated."""
+    from forecaster.market.simulator import sim_config_from_mapping
+
+    spec = load_spec(args.config)
+    for flag, key in (("days", "days"), ("freq", "freq"), ("seed", "seed")):
+        value = getattr(args, flag)
+        if value is not None:
+            spec.override(f"simulator.{key}", value)
+    return sim_config_from_mapping(spec.section("simulator"), where=spec.path)
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A short human table of the simulated market."""
+    lines = [
+        f"simulated {summary['days']:g} days, {summary['bars']:,} bars, seed {summary['seed']}",
+        "",
+        f"{'regime':<10} {'share':>7} {'(cfg)':>7} {'ann vol':>8} {'(cfg)':>6} {'stays':>6} {'mean h':>7} {'(cfg)':>6}",
+    ]
+    for name, r in summary["regimes"].items():
+        vol = f"{r['ann_vol']:.0%}" if r["ann_vol"] is not None else "-"
+        dur = f"{r['mean_duration_hours']:.1f}" if r["mean_duration_hours"] is not None else "-"
+        lines.append(
+            f"{name:<10} {r['share']:>7.1%} {r['configured_share']:>7.1%} {vol:>8} {r['configured_ann_vol']:>6.0%} "
+            f"{r['stays']:>6d} {dur:>7} {r['configured_duration_hours']:>6.0f}"
+        )
+    lines += [
+        "",
+        f"realized vol {summary['realized_vol']:.1%}, mean 30-day ATM IV {summary['mean_iv30']:.1%}",
+        f"trades per day {summary['trades_per_day']:,.0f}",
+    ]
+    if "chain" in summary:
+        ch = summary["chain"]
+        lines.append(
+            f"option chain: {ch['rows']:,} rows, {ch['snapshots']:,} snapshots, {ch['instruments']:,} instruments, "
+            f"{ch['expiries_per_snapshot']:.1f} expiries per snapshot"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""HTTP service for forecasts, drift and adjustments (DESIGN section 9)."""
