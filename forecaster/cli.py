@@ -44,18 +44,29 @@ def _command_module(name: str):
     return importlib.import_module(f"forecaster.commands.{COMMANDS[name][0]}")
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.Namespace | None, int]:
+    """Parse once to find the command, let it add its own arguments (lazy import), then parse fully.
+
+    Returns (args, 0), or (None, exit code) when argparse exits (``--help``: 0, usage errors: 2).
+    """
+    try:
+        known, _ = parser.parse_known_args(argv)
+        if known.command is None:
+            parser.print_help()
+            return None, EXIT_USAGE if argv else EXIT_OK
+        sub_action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        _command_module(known.command).add_arguments(sub_action.choices[known.command])
+        return parser.parse_args(argv), EXIT_OK
+    except SystemExit as exc:
+        return None, int(exc.code or 0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    # Parse once to find the command, then let the command add its own arguments (lazy import).
-    known, _ = parser.parse_known_args(argv)
-    if known.command is None:
-        parser.print_help()
-        return EXIT_USAGE if argv else EXIT_OK
-    module = _command_module(known.command)
-    sub_action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    module.add_arguments(sub_action.choices[known.command])
-    args = parser.parse_args(argv)
+    args, code = _parse(build_parser(), argv)
+    if args is None:
+        return code
+    module = _command_module(args.command)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
@@ -66,14 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(module.run(args) or EXIT_OK)
     except ForecasterError as exc:
-        print(f"forecaster {known.command}: error: {exc}", file=sys.stderr)
+        print(f"forecaster {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERNAL
     except Exception as exc:  # internal error: say so, keep the traceback for the report
         traceback.print_exc(file=sys.stderr)
-        print(f"forecaster {known.command}: internal error: {exc!r}", file=sys.stderr)
+        print(f"forecaster {args.command}: internal error: {exc!r}", file=sys.stderr)
         return EXIT_INTERNAL
 
 

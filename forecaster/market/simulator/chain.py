@@ -54,17 +54,21 @@ def atm_implied_vol(
 def expiries_after(ts: pd.Timestamp, config: SimConfig) -> list[pd.Timestamp]:
     """Listed expiries strictly after ``ts``: dailies, Friday weeklies, last-Friday monthlies and quarterlies."""
     c = config.chain
-    hour = pd.Timedelta(hours=c.expiry_hour_utc)
-    day0 = ts.normalize()
-    days = [day0 + pd.Timedelta(days=i) + hour for i in range(0, 400)]
-    days = [d for d in days if d > ts]
-    out: set[pd.Timestamp] = set(days[: c.daily_expiries])
-    fridays = [d for d in days if d.day_of_week == 4]
-    out.update(fridays[: c.weekly_expiries])
-    last_fridays = [d for d in fridays if (d + pd.Timedelta(days=7)).month != d.month]
-    out.update(last_fridays[: c.monthly_expiries])
-    out.update([d for d in last_fridays if d.month % 3 == 0][: c.quarterly_expiries])
-    return sorted(out)
+    span = 31 * (c.monthly_expiries + 1) + 92 * (c.quarterly_expiries + 1) + 7 * (c.weekly_expiries + 1)
+    days = pd.date_range(ts.normalize(), periods=span, freq="D") + pd.Timedelta(hours=c.expiry_hour_utc)
+    days = days[days > ts]
+    friday = days.day_of_week == 4
+    last_friday = friday & ((days + pd.Timedelta(days=7)).month != days.month)
+    quarterly = last_friday & (days.month % 3 == 0)
+    picked = np.zeros(len(days), dtype=bool)
+    for mask, count in (
+        (np.ones(len(days), dtype=bool), c.daily_expiries),
+        (friday, c.weekly_expiries),
+        (last_friday, c.monthly_expiries),
+        (quarterly, c.quarterly_expiries),
+    ):
+        picked[np.flatnonzero(mask)[:count]] = True
+    return list(days[picked])
 
 
 def _nice_step(raw: FloatArray) -> FloatArray:

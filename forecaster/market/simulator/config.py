@@ -153,19 +153,16 @@ class SimConfig:
         return dataclasses.asdict(self)
 
 
-def bar_minutes(freq: str) -> int:
+def bar_minutes(freq: str, where: str = "<defaults>") -> int:
     """Bar length in whole minutes from a pandas frequency string (``1min``, ``5min``, ``1h``)."""
     try:
         delta = pd.Timedelta(pd.tseries.frequencies.to_offset(freq))
     except (ValueError, TypeError) as exc:
-        raise ConfigError("simulator", "freq", f"must be a frequency like '1min' or '5min', got {freq!r}") from exc
+        raise ConfigError(where, "simulator.freq", f"must be a frequency like '1min' or '5min', got {freq!r}") from exc
     minutes = delta / pd.Timedelta(minutes=1)
     if minutes < 1 or minutes != int(minutes) or 1440 % int(minutes):
-        raise ConfigError(
-            "simulator",
-            "freq",
-            f"must be a whole number of minutes dividing a day (1min, 5min, 1h), got {freq!r}",
-        )
+        message = f"must be a whole number of minutes dividing a day (1min, 5min, 1h), got {freq!r}"
+        raise ConfigError(where, "simulator.freq", message)
     return int(minutes)
 
 
@@ -221,8 +218,11 @@ def check_sim_config(c: SimConfig, where: str = "<defaults>") -> None:
         fail("days", f"must be > 0, got {c.days}")
     if c.spot0 <= 0:
         fail("spot0", f"must be > 0, got {c.spot0}")
-    c.start_ts  # noqa: B018 - parses or raises
-    _ = c.bar_minutes
+    try:
+        pd.Timestamp(c.start)
+    except ValueError:
+        fail("start", f"must be an ISO date-time such as 2026-01-01T00:00:00Z, got {c.start!r}")
+    bar_minutes(c.freq, where)
     per_regime = {
         "regimes.ann_vol": c.regimes.ann_vol,
         "regimes.mean_duration_hours": c.regimes.mean_duration_hours,

@@ -189,8 +189,8 @@ def simulate(
     start_noise = iv_cfg.noise_stdev * rng["iv_noise"].standard_normal()
     noise, _ = lfilter([1.0], [1.0, -phi], shocks, zi=[phi * start_noise])  # AR(1) log-IV noise
     tenor = np.full((n, 1), iv_cfg.index_tenor_days * 1440.0)
-    iv30 = atm_implied_vol(config, chain, params, states, path.x, noise, tenor)[:, 0]
     iv_model = atm_implied_vol(config, chain, params, states, path.x, np.zeros(n), tenor)[:, 0]
+    iv30 = iv_model * np.exp(noise)  # the noise is multiplicative on every tenor
     iv_index = pd.DataFrame({"dvol": 100.0 * iv30}, index=index)
 
     options = None

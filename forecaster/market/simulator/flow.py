@@ -99,7 +99,7 @@ def trades_for_bars(
     logp = np.clip(logp, np.log(open_[bar]) + log_low[bar], np.log(open_[bar]) + log_high[bar])
     amount = f.size_median * np.exp(f.size_log_stdev * rng.standard_normal(total))
     amount = np.maximum(np.round(amount, 4), 0.0001)
-    side = np.where(rng.random(total) < buy_prob[bar], "buy", "sell")
+    side = (rng.random(total) >= buy_prob[bar]).astype(np.int8)  # codes: 0 buy, 1 sell
     latency = np.maximum(1, rng.exponential(f.latency_ms * 1000.0, total)).astype(np.int64)
     frame = pd.DataFrame(
         {
@@ -108,7 +108,7 @@ def trades_for_bars(
             "timestamp": ts,
             "local_timestamp": ts + latency,
             "id": np.arange(first_id, first_id + total, dtype=np.int64),
-            "side": pd.Categorical(side, categories=["buy", "sell"]),
+            "side": pd.Categorical.from_codes(side, ["buy", "sell"]),
             "price": np.exp(logp),
             "amount": amount,
         }

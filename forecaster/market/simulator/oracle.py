@@ -92,8 +92,9 @@ def expected_integrated_variance(
 ) -> FloatArray:
     """``E[sum_{i<=n} r_{t+i}^2 | state]`` with seasonality averaged out (mean 1), for each origin and tenor.
 
-    Used for implied vols, whose tenors reach months: the sum over bars is integrated with the trapezoid rule
-    on a log-spaced grid of steps (exact at the nodes). states, x: (N,); tenors_bars: (N, T) -> shape (N, T).
+    Used for implied vols, whose tenors reach months: the per-bar rate is evaluated exactly on a log-spaced grid of
+    steps and taken as linear in between (exact where nodes are consecutive bars).
+    Shapes: states, x (N,); tenors_bars (N, T) -> (N, T).
     """
     n_max = max(float(np.max(tenors_bars)), 2.0)
     nodes = np.unique(np.round(np.geomspace(1, n_max, n_nodes)).astype(np.int64))  # (K,)
@@ -110,10 +111,9 @@ def expected_integrated_variance(
         s = states[lo:hi]
         ex = np.exp(params.mean + (x[lo:hi, None] - params.mean) * w[None, :] + v[None, :])  # (n, K)
         rate = powered[:, s, 0].T * ex + powered[:, s, 1].T  # (n, K): E[r^2] of the bar `node` steps ahead
-        cum = np.concatenate(
-            [rate[:, :1], rate[:, :1] + np.cumsum(0.5 * (rate[:, 1:] + rate[:, :-1]) * widths, axis=1)],
-            axis=1,
-        )  # (n, K)
+        # sum of bars a+1..b of a rate linear between nodes a and b: width (r_a + r_b) / 2 + (r_b - r_a) / 2
+        step_sums = 0.5 * (rate[:, 1:] + rate[:, :-1]) * widths + 0.5 * (rate[:, 1:] - rate[:, :-1])
+        cum = np.concatenate([rate[:, :1], rate[:, :1] + np.cumsum(step_sums, axis=1)], axis=1)  # (n, K)
         left = np.take_along_axis(cum, pos[lo:hi], axis=1)
         right = np.take_along_axis(cum, pos[lo:hi] + 1, axis=1)
         out[lo:hi] = left + frac[lo:hi] * (right - left)

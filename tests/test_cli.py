@@ -1,0 +1,97 @@
+"""The ``forecaster`` command: help, exit codes (0 ok, 2 bad input/usage, 1 internal), simulate and demo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from forecaster import cli
+
+
+def test_help_is_instant_and_lists_commands() -> None:
+    code = (
+        "import sys; from forecaster.cli import main; main(['--help']); "
+        "print(sorted(m for m in ('pandas', 'numpy', 'scipy', 'pyarrow') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", "forecaster --help must not import the heavy libraries"
+    res = subprocess.run([sys.executable, "-m", "forecaster.cli", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0
+    for name in ("demo", "simulate", "validate"):
+        assert name in res.stdout
+
+
+def test_no_command_prints_help(capsys) -> None:
+    assert cli.main([]) == 0
+    assert "COMMAND" in capsys.readouterr().out
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    res = subprocess.run([sys.executable, "-m", "forecaster.cli", "bogus"], capture_output=True, text=True)
+    assert res.returncode == 2 and "invalid choice" in res.stderr
+
+
+def test_simulate_writes_files_and_summary(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "sim"
+    rc = cli.main(["simulate", "--days", "0.5", "--seed", "3", "--out", str(out), "--json", str(tmp_path / "s.json")])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "simulated 0.5 days, 720 bars, seed 3" in printed and "trades per day" in printed
+    for name in ("bars", "trades", "options_chain", "iv_index", "truth"):
+        assert (out / f"{name}.parquet").is_file()
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["bars"] == 720 and set(summary["regimes"]) == {"calm", "normal", "stressed"}
+
+
+def test_simulate_csv_without_trades(tmp_path: Path) -> None:
+    assert cli.main(["simulate", "--days", "0.2", "--out", str(tmp_path), "--format", "csv", "--no-trades"]) == 0
+    assert (tmp_path / "bars.csv").is_file() and not (tmp_path / "trades.csv").exists()
+    assert (tmp_path / "bars.csv").read_text().splitlines()[1].startswith("2026-01-01T00:01:00+0000")
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (["simulate", "--days", "-1"], "simulator.days: must be > 0"),
+        (["simulate", "--freq", "7min"], "simulator.freq"),
+        (["simulate", "--config", "no_such_spec"], "experiment spec 'no_such_spec' not found"),
+        (["simulate", "--days", "1", "--format", "xlsx"], "invalid choice"),
+        (["simulate"], "--out"),
+    ],
+)
+def test_bad_usage_exits_2_with_message(tmp_path: Path, capsys, args: list[str], text: str) -> None:
+    out = tmp_path / "out"
+    full = args if args == ["simulate"] else [*args, "--out", str(out)]
+    assert cli.main(full) == 2
+    assert text in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_bad_spec_file_exits_2(tmp_path: Path, capsys) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("simulator:\n  regimes:\n    ann_vol: [0.3, 0.5]\n")
+    assert cli.main(["simulate", "--config", str(spec), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert str(spec) in err and "simulator.regimes.ann_vol" in err and "one value per regime" in err
+
+
+def test_internal_error_exits_1(monkeypatch, capsys, tmp_path: Path) -> None:
+    import forecaster.commands.simulate as simulate_cmd
+
+    def boom(args):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(simulate_cmd, "run", boom)
+    assert cli.main(["simulate", "--out", str(tmp_path)]) == 1
+    assert "internal error" in capsys.readouterr().err
+
+
+def test_demo_prints_summary(tmp_path: Path, capsys) -> None:
+    assert cli.main(["demo", "--days", "1", "--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    for text in ("regime", "calm", "normal", "stressed", "ann vol", "trades per day", "option chain"):
+        assert text in out
