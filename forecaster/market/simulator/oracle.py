@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from forecaster.market.simulator.regimes import RegimeChain
 from forecaster.market.simulator.volatility import VolParams
+from forecaster.progress import progress
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -62,7 +63,8 @@ def oracle_rv(
     w, v = params.ar_moments(steps - 1)  # (H,), (H,)
     cols = np.asarray(horizons) - 1
     out = {h: np.empty(len(states)) for h in horizons}
-    for lo in range(0, len(states), chunk):
+    starts = range(0, len(states), chunk)
+    for lo in progress(starts, desc="oracle", total=len(starts), unit="chunk"):
         hi = min(lo + chunk, len(states))
         s = states[lo:hi]
         dev = x[lo:hi] - params.mean  # (n,)
