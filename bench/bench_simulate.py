@@ -29,7 +29,7 @@ print(json.dumps({"wall_s": wall, "peak_rss_mb": resource.getrusage(resource.RUS
 """
 
 CASES = (
-    ("bars + truth (baseline)", False, False),
+    ("bars + truth (baseline)", False, False),  # trades are still drawn (bar volume), not written
     ("+ hourly chain", False, True),
     ("+ trades (full)", True, True),
 )

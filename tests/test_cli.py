@@ -93,5 +93,5 @@ def test_internal_error_exits_1(monkeypatch, capsys, tmp_path: Path) -> None:
 def test_demo_prints_summary(tmp_path: Path, capsys) -> None:
     assert cli.main(["demo", "--days", "1", "--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
-    for text in ("regime", "calm", "normal", "stressed", "ann vol", "trades per day", "option chain"):
+    for text in ("regime", "calm", "normal", "stressed", "ann vol", "trades per day", "option chain", "validated"):
         assert text in out
