@@ -11,7 +11,10 @@ from forecaster.config import load_spec
 def add_simulator_arguments(parser: argparse.ArgumentParser, *, default_out: str | None) -> None:
     parser.add_argument("--config", help="experiment spec (YAML path or name); default experiments/sim_intraday.yaml")
     parser.add_argument("--days", type=float, help="simulated days (overrides simulator.days)")
-    parser.add_argument("--freq", help="bar length, whole minutes: 1min, 5min, 1h (overrides simulator.freq)")
+    parser.add_argument("--freq", help="bar length, whole minutes: 1min, 5min, 1h (overrides data.freq)")
+    parser.add_argument(
+        "--horizons", type=parse_horizons, help="oracle horizons in bars, e.g. 60,240,1440 (overrides horizons)"
+    )
     parser.add_argument("--seed", type=int, help="random seed (overrides simulator.seed)")
     parser.add_argument("--out", default=default_out, required=default_out is None, help="output directory")
     parser.add_argument("--format", choices=["parquet", "csv"], default="parquet", help="file format")
@@ -19,16 +22,31 @@ def add_simulator_arguments(parser: argparse.ArgumentParser, *, default_out: str
     parser.add_argument("--no-chain", action="store_true", help="do not write option-chain snapshots")
 
 
+def parse_horizons(text: str) -> list[int]:
+    """``"1,5,22"`` -> ``[1, 5, 22]``; argparse turns the ValueError into a usage error (exit 2)."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected bar counts separated by commas, e.g. 60,240,1440; got {text!r}"
+        ) from exc
+
+
 def resolve_sim_config(args: argparse.Namespace) -> Any:
-    """The spec's ``simulator`` section with flags applied, validated."""
-    from forecaster.market.simulator import sim_config_from_mapping
+    """The spec's simulator settings with flags applied, validated."""
+    from forecaster.market.simulator import sim_config_from_spec
 
     spec = load_spec(args.config)
-    for flag, key in (("days", "days"), ("freq", "freq"), ("seed", "seed")):
+    for flag, key in (
+        ("days", "simulator.days"),
+        ("seed", "simulator.seed"),
+        ("freq", "data.freq"),
+        ("horizons", "horizons"),
+    ):
         value = getattr(args, flag)
         if value is not None:
-            spec.override(f"simulator.{key}", value)
-    return sim_config_from_mapping(spec.section("simulator"), where=spec.path)
+            spec.override(key, value)
+    return sim_config_from_spec(spec.values, where=spec.path)
 
 
 def format_summary(summary: dict[str, Any]) -> str:

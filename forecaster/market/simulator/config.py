@@ -201,10 +201,38 @@ def _build(cls: type, values: Mapping[str, Any], where: str, prefix: str) -> Any
 
 
 def sim_config_from_mapping(values: Mapping[str, Any] | None, where: str = "<defaults>") -> SimConfig:
-    """Build and validate a :class:`SimConfig` from the spec's ``simulator`` mapping (missing keys: defaults)."""
+    """Build and validate a :class:`SimConfig` from a ``simulator`` mapping (missing keys: defaults)."""
     config = _build(SimConfig, dict(values or {}), where, "simulator")
     check_sim_config(config, where)
     return config
+
+
+# Settings the simulator shares with the rest of the spec: (simulator key, where the spec states it).
+SHARED_KEYS = (("freq", ("data", "freq")), ("horizons", ("horizons",)))
+
+
+def sim_config_from_spec(spec: Mapping[str, Any], where: str = "<defaults>") -> SimConfig:
+    """The simulator settings of a whole experiment spec.
+
+    The bar length and the horizons are stated once for the whole spec (``data.freq``, ``horizons``) and the
+    simulator takes them from there; stating them again under ``simulator`` is an error, so they cannot disagree.
+    """
+    section = spec.get("simulator") or {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(where, "simulator", f"must be a mapping, got {section!r}")
+    values = dict(section)
+    for key, path in SHARED_KEYS:
+        node: Any = spec
+        for part in path:
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is None:
+            continue
+        if key in values:
+            raise ConfigError(
+                where, f"simulator.{key}", f"is set by {'.'.join(path)} for the whole spec; remove it here"
+            )
+        values[key] = node
+    return sim_config_from_mapping(values, where)
 
 
 def check_sim_config(c: SimConfig, where: str = "<defaults>") -> None:

@@ -18,7 +18,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.signal import lfilter
 
-from forecaster import __version__
 from forecaster.errors import UsageError
 from forecaster.market.simulator.chain import atm_implied_vol, chain_snapshots
 from forecaster.market.simulator.config import REGIMES, SimConfig
@@ -34,6 +33,7 @@ from forecaster.market.simulator.volatility import (
     vol_params,
 )
 from forecaster.progress import progress
+from forecaster.provenance import code_version, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,22 @@ class _TableSink:
             self._writer.close()
 
 
+OUTPUT_NAMES = ("bars", "trades", "options_chain", "iv_index", "truth")
+
+
+def _remove_previous_outputs(out: Path) -> None:
+    """Delete what an earlier simulation wrote here, so no stale file (say, trades of another seed) remains.
+
+    Only the simulator's own file names are touched; anything else in the folder is left alone.
+    """
+    stale = [out / f"{name}.{ext}" for name in OUTPUT_NAMES for ext in FORMATS] + [out / "manifest.json"]
+    removed = [p.name for p in stale if p.is_file()]
+    for name in removed:
+        (out / name).unlink()
+    if removed:
+        log.info("replaced the previous simulation in %s (%s)", out, ", ".join(removed))
+
+
 def _write_frame(frame: pd.DataFrame, path: Path, fmt: str) -> None:
     out = frame.reset_index()
     if fmt == "parquet":
@@ -127,6 +143,7 @@ def simulate(
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        _remove_previous_outputs(out)
     ext = "parquet" if fmt == "parquet" else "csv"
     rng = _streams(config.seed)
     chain = build_chain(config)
@@ -269,7 +286,9 @@ def _write_outputs(market: SimulatedMarket, out: Path, fmt: str, ext: str, with_
         files["trades"] = out / f"trades.{ext}"
     market.files = {k: str(v) for k, v in files.items()}
     manifest = {
-        "generator": f"drift-forecaster {__version__} simulator",
+        "generator": "drift-forecaster simulator",
+        "code": code_version(),
+        "config_fingerprint": fingerprint(market.config.to_dict()),
         "config": market.config.to_dict(),
         "rows": {
             "bars": len(market.bars),

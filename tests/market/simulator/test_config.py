@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from forecaster.errors import ConfigError
-from forecaster.market.simulator import SimConfig, sim_config_from_mapping
+from forecaster.market.simulator import SimConfig, sim_config_from_mapping, sim_config_from_spec
 
 SPEC = Path(__file__).resolve().parents[3] / "experiments" / "sim_intraday.yaml"
 
@@ -23,14 +23,23 @@ def _as_lists(value):
 
 def test_shipped_spec_states_exactly_the_defaults() -> None:
     """experiments/sim_intraday.yaml documents every setting, with the code's default values."""
-    section = yaml.safe_load(SPEC.read_text())["simulator"]
-    assert _as_lists(section) == _as_lists(SimConfig().to_dict())
-    assert sim_config_from_mapping(section) == SimConfig()
-
-
-def test_spec_horizons_match_design() -> None:
     spec = yaml.safe_load(SPEC.read_text())
-    assert spec["horizons"] == [60, 240, 1440] == list(SimConfig().horizons)
+    stated = {**spec["simulator"], "freq": spec["data"]["freq"], "horizons": spec["horizons"]}
+    assert _as_lists(stated) == _as_lists(SimConfig().to_dict())
+    assert sim_config_from_spec(spec) == SimConfig()
+
+
+def test_shared_settings_are_stated_once() -> None:
+    spec = {"data": {"freq": "5min"}, "horizons": [12, 48], "simulator": {"days": 2}}
+    config = sim_config_from_spec(spec)
+    assert (config.freq, config.horizons, config.days) == ("5min", (12, 48), 2.0)
+    with pytest.raises(ConfigError, match=r"simulator\.freq: is set by data\.freq for the whole spec; remove it here"):
+        sim_config_from_spec({**spec, "simulator": {"freq": "1min"}}, where="x.yaml")
+
+
+def test_spec_horizons_and_freq_match_design() -> None:
+    spec = yaml.safe_load(SPEC.read_text())
+    assert spec["horizons"] == [60, 240, 1440] and spec["data"]["freq"] == "1min"
 
 
 @pytest.mark.parametrize(

@@ -101,3 +101,15 @@ def test_files_written(tmp_path, fmt: str) -> None:
     assert len(bars) == 1440 and list(bars.columns) == ["timestamp", "open", "high", "low", "close", "volume"]
     trades = read(tmp_path / f"trades.{fmt}")
     assert len(trades) == market.n_trades and int(trades["timestamp"].iloc[0]) > 1_700_000_000_000_000
+
+
+def test_rerun_into_the_same_folder_leaves_no_stale_files(tmp_path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    simulate(SimConfig(days=0.5, seed=1), out_dir=tmp_path)
+    assert (tmp_path / "trades.parquet").exists()
+    simulate(SimConfig(days=0.5, seed=2), out_dir=tmp_path, fmt="csv", with_trades=False)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["bars.csv", "iv_index.csv", "manifest.json", "notes.txt", "options_chain.csv", "truth.csv"]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["config"]["seed"] == 2 and manifest["code"]["version"]
+    assert len(manifest["config_fingerprint"]) == 16
