@@ -17,7 +17,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from forecaster.market.simulator.config import REGIMES, SimConfig
-from forecaster.market.simulator.oracle import expected_integrated_variance
+from forecaster.market.simulator.implied import atm_implied_vol
 from forecaster.market.simulator.regimes import RegimeChain
 from forecaster.market.simulator.volatility import MINUTES_PER_YEAR, VolParams
 from forecaster.pricing.black import black76_greeks, black76_price
@@ -30,25 +30,6 @@ CHAIN_COLUMNS = (
     "last_price", "bid_price", "bid_amount", "bid_iv", "ask_price", "ask_amount", "ask_iv", "mark_price", "mark_iv",
     "underlying_index", "underlying_price", "delta", "gamma", "vega", "theta", "rho",
 )  # fmt: skip
-
-_US_PER_MINUTE = 60_000_000
-
-
-def atm_implied_vol(
-    config: SimConfig,
-    chain: RegimeChain,
-    params: VolParams,
-    states: IntArray,
-    x: FloatArray,
-    noise: FloatArray,
-    tenor_minutes: FloatArray,
-) -> FloatArray:
-    """ATM implied vol (annualized decimal) for each origin and tenor. states, x, noise: (N,); tenor (N, T)."""
-    tenors_bars = tenor_minutes / config.bar_minutes
-    eiv = expected_integrated_variance(chain, params, states, x, tenors_bars)  # (N, T)
-    vrp = np.asarray(config.implied_vol.variance_risk_premium)[chain.regime[states]]  # (N,)
-    annual = eiv / (tenor_minutes / MINUTES_PER_YEAR)
-    return np.sqrt(annual * (1.0 + vrp)[:, None]) * np.exp(noise)[:, None]
 
 
 def expiries_after(ts: pd.Timestamp, config: SimConfig) -> list[pd.Timestamp]:

@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from scipy.signal import lfilter
 
 from forecaster.errors import UsageError
-from forecaster.market.simulator.chain import atm_implied_vol, chain_snapshots
+from forecaster.market.simulator.chain import chain_snapshots
 from forecaster.market.simulator.config import REGIMES, SimConfig
 from forecaster.market.simulator.flow import flow_intensity, trades_for_bars
+from forecaster.market.simulator.implied import atm_implied_vol, iv_noise_path, oracle_iv_change
 from forecaster.market.simulator.oracle import oracle_rv, regime_probabilities
 from forecaster.market.simulator.regimes import RegimeChain, build_chain, simulate_states, stays
 from forecaster.market.simulator.volatility import (
@@ -200,12 +200,8 @@ def simulate(
     )
 
     # implied vols: a 30-day constant-maturity ATM index (DVOL-like, in percent) on every bar
-    iv_cfg = config.implied_vol
-    phi = 0.5 ** (m / iv_cfg.noise_half_life_minutes)
-    shocks = iv_cfg.noise_stdev * np.sqrt(1 - phi**2) * rng["iv_noise"].standard_normal(n)
-    start_noise = iv_cfg.noise_stdev * rng["iv_noise"].standard_normal()
-    noise, _ = lfilter([1.0], [1.0, -phi], shocks, zi=[phi * start_noise])  # AR(1) log-IV noise
-    tenor = np.full((n, 1), iv_cfg.index_tenor_days * 1440.0)
+    noise = iv_noise_path(config, n, rng["iv_noise"])
+    tenor = np.full((n, 1), config.implied_vol.index_tenor_days * 1440.0)
     iv_model = atm_implied_vol(config, chain, params, states, path.x, np.zeros(n), tenor)[:, 0]
     iv30 = iv_model * np.exp(noise)  # the noise is multiplicative on every tenor
     iv_index = pd.DataFrame({"dvol": 100.0 * iv30}, index=index)
@@ -226,7 +222,7 @@ def simulate(
             rng["chain"],
         )
 
-    truth = _truth(config, chain, params, index, states, path, season_idx, iv_model)
+    truth = _truth(config, chain, params, index, states, path, season_idx, iv_model, noise)
     market = SimulatedMarket(
         config, chain, params, bars, truth, iv_index, options, pd.concat(kept, ignore_index=True) if kept else None,
         n_trades,
@@ -245,6 +241,7 @@ def _truth(
     path: ReturnPath,
     season_idx: np.ndarray,
     iv_model: np.ndarray,
+    noise: np.ndarray,
 ) -> pd.DataFrame:
     """Latent state per bar and the oracle forecasts of every horizon (exact; standard error 0)."""
     regime = chain.regime[states]
@@ -258,13 +255,18 @@ def _truth(
             "log_var_dev": path.x - params.mean,
             "log_return": path.log_return,
             "iv30_model": iv_model,
+            "iv_noise": noise,
         },
         index=index,
+    )
+    div = oracle_iv_change(
+        config, chain, params, states, path.x, noise, iv_model * np.exp(noise), tuple(config.horizons)
     )
     oracle = oracle_rv(chain, params, states, path.x, season_idx, tuple(config.horizons))
     for h in config.horizons:
         truth[f"oracle_rv_h{h}"] = oracle[h]
         truth[f"oracle_rv_h{h}_se"] = 0.0
+        truth[f"oracle_div_h{h}"] = div[h]
         probs = regime_probabilities(chain, states, h)
         for r, name in enumerate(REGIMES):
             truth[f"oracle_p_{name}_h{h}"] = probs[:, r]

@@ -7,6 +7,7 @@ import pytest
 
 from forecaster.market.simulator import REGIMES, SimConfig
 from forecaster.market.simulator.config import SeasonalityConfig
+from forecaster.market.simulator.implied import atm_implied_vol, oracle_iv_change
 from forecaster.market.simulator.oracle import (
     chain_powers,
     expected_integrated_variance,
@@ -96,3 +97,29 @@ def test_chain_powers_match_matrix_power() -> None:
     got = chain_powers(chain, v, steps)
     for k, s in enumerate(steps):
         np.testing.assert_allclose(got[k], np.linalg.matrix_power(chain.transition, s) @ v, rtol=1e-10)
+
+
+def test_iv_change_oracle_matches_monte_carlo_continuations() -> None:
+    """E[iv30(t+h) - iv30(t) | state] against 4,000 continuations of regime, log variance and IV noise."""
+    config = SimConfig()
+    chain = build_chain(config)
+    params = vol_params(config)
+    rng = np.random.default_rng(21)
+    h, n_paths = 240, 4000
+    tenor = np.array([[config.implied_vol.index_tenor_days * 1440.0]])
+    iv_cfg = config.implied_vol
+    phi_u = 0.5 ** (1 / iv_cfg.noise_half_life_minutes)
+    for state, x_dev, u in ((3, 0.9, 0.04), (chain.n_states - 1, -0.6, -0.02)):
+        x = params.mean + x_dev
+        iv_now = atm_implied_vol(config, chain, params, np.array([state]), np.array([x]), np.array([u]), tenor)[0, 0]
+        oracle = oracle_iv_change(
+            config, chain, params, np.array([state]), np.array([x]), np.array([u]), np.array([iv_now]), (h,)
+        )[h][0]
+        end_states = np.array([simulate_states(chain, h, rng, after_state=state)[-1] for _ in range(n_paths)])
+        w, v = params.ar_moments(np.array([h]))
+        x_end = params.mean + w[0] * (x - params.mean) + np.sqrt(2 * v[0]) * rng.standard_normal(n_paths)
+        u_end = phi_u**h * u + iv_cfg.noise_stdev * np.sqrt(1 - phi_u ** (2 * h)) * rng.standard_normal(n_paths)
+        iv_end = atm_implied_vol(config, chain, params, end_states, x_end, u_end, np.repeat(tenor, n_paths, 0))[:, 0]
+        change = iv_end - iv_now
+        se = change.std(ddof=1) / np.sqrt(n_paths)
+        assert abs(change.mean() - oracle) < 4 * se, f"MC {change.mean():.5f} ± {se:.5f} vs oracle {oracle:.5f}"

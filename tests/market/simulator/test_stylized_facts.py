@@ -173,3 +173,20 @@ def test_oracle_unbiased(market60: SimulatedMarket, h: int) -> None:
     assert abs(err.mean()) < 3 * se, f"bias {err.mean():.3g} vs se {se:.3g}"
     # and the oracle is informative: it explains realized variance far better than a constant
     assert np.corrcoef(realized, oracle[origins])[0, 1] > 0.5
+
+
+@pytest.mark.parametrize("h", [60, 240, 1440])
+def test_iv_change_oracle_unbiased(markets60: list[SimulatedMarket], h: int) -> None:
+    """mean(div_h - oracle_div_h) over non-overlapping origins of the three markets is within 3 standard errors."""
+    errors, changes = [], []
+    for m in markets60:
+        iv = m.iv_index["dvol"].to_numpy() / 100.0
+        oracle = m.truth[f"oracle_div_h{h}"].to_numpy()
+        origins = np.arange(0, len(iv) - h, h)
+        errors.append(iv[origins + h] - iv[origins] - oracle[origins])
+        changes.append(iv[origins + h] - iv[origins])
+    err = np.concatenate(errors)
+    se = err.std(ddof=1) / np.sqrt(len(err))
+    assert abs(err.mean()) < 3 * se, f"bias {err.mean():.3g} vs se {se:.3g}"
+    # informative: a smaller squared error than "no change" (measured: 10% less at h=60, 40% at h=1440)
+    assert np.mean(err**2) < 0.95 * np.mean(np.concatenate(changes) ** 2)
