@@ -28,6 +28,7 @@ _EPOCH_UPPER = np.array([1e11, 1e14, 1e17])
 # A UTC offset is only read after a time of day, so the day of "1999-01-04" is never taken for "-04".
 _OFFSET = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)$")
 _NAIVE = "no offset"
+_SLASH_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/\d{4}(?:\s+(\d{1,2}:\d{2})(:\d{2})?)?$")
 _SAMPLE = 100
 
 _FIX_TZ = "write every timestamp in UTC (e.g. 2025-01-01T00:00:00Z), or all with the same offset"
@@ -90,7 +91,10 @@ def _parse(values: pd.Series, source: Source, column: str, notes: list[str]) -> 
         if bad.any():
             raise source.first_error("timestamps must be parseable", bad, values, column=column, fix=_FIX_FORMAT)
         return _from_epoch(numbers, source, column, notes)
-    return _from_iso(values.astype(str).str.strip(), values, source, column, notes)
+    strings = values.astype(str).str.strip()
+    if strings.str.match(_SLASH_DATE).all():
+        return _from_slash_dates(strings, values, source, column, notes)
+    return _from_iso(strings, values, source, column, notes)
 
 
 def epoch_unit_index(numbers: np.ndarray) -> np.ndarray:
@@ -150,6 +154,36 @@ def _from_iso(strings: pd.Series, raw: pd.Series, source: Source, column: str, n
         note(notes, log, source, f"column '{column}': timestamps carry no time zone, assumed UTC")
     else:
         note(notes, log, source, f"column '{column}': timestamps at UTC offset {keys[0]}, converted to UTC")
+    return parsed
+
+
+def _from_slash_dates(strings: pd.Series, raw: pd.Series, source: Source, column: str, notes: list[str]) -> pd.Series:
+    """``MM/DD/YYYY`` (CBOE's VIX history) or ``DD/MM/YYYY``, told apart by a field above 12; naive, UTC.
+
+    A file whose every date reads both ways (no day above 12) is ambiguous and refused rather than guessed.
+    """
+    parts = strings.str.extract(_SLASH_DATE)
+    first, second = parts[0].astype(int), parts[1].astype(int)
+    if first.max() > 12 and second.max() > 12:
+        bad = ((first > 12) & (second > 12)).to_numpy() | (second > 12).to_numpy()
+        raise source.first_error(
+            "slash dates must be either MM/DD/YYYY or DD/MM/YYYY throughout", bad, raw, column=column, fix=_FIX_FORMAT
+        )
+    if first.max() <= 12 and second.max() <= 12:
+        raise source.error(
+            "slash dates are ambiguous: no day above 12 tells MM/DD/YYYY from DD/MM/YYYY",
+            column=column,
+            fix="write the dates as ISO 8601 (2025-01-31)",
+        )
+    order = "%d/%m/%Y" if first.max() > 12 else "%m/%d/%Y"
+    has_time, has_seconds = parts[2].notna(), parts[3].notna()  # groups: month/day, day/month, HH:MM, :SS
+    fmt = order + (" %H:%M:%S" if has_seconds.any() else " %H:%M" if has_time.any() else "")
+    parsed = pd.to_datetime(strings, format=fmt, errors="coerce").dt.tz_localize("UTC")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        raise source.first_error("timestamps must be parseable", bad, raw, column=column, fix=_FIX_FORMAT)
+    word = "DD/MM/YYYY" if order.startswith("%d") else "MM/DD/YYYY"
+    note(notes, log, source, f"column '{column}': slash dates read as {word}, no time zone, assumed UTC")
     return parsed
 
 

@@ -125,3 +125,26 @@ def test_loader_reports_the_file_column_name(fixture_path, tmp_path):
     with pytest.raises(DataValidationError, match="one unit") as info:
         load_trades(path)
     assert (info.value.row, info.value.column) == (3, "timestamp")
+
+
+@pytest.mark.parametrize(
+    ("texts", "expected", "word"),
+    [
+        (["01/02/1990", "01/31/1990"], ["1990-01-02", "1990-01-31"], "MM/DD/YYYY"),  # CBOE VIX history
+        (["31/01/2024", "01/02/2024"], ["2024-01-31", "2024-02-01"], "DD/MM/YYYY"),
+        (["31/01/2024 10:30", "01/02/2024 11:00"], ["2024-01-31T10:30", "2024-02-01T11:00"], "DD/MM/YYYY"),
+        (["12/13/2024 10:30:15"], ["2024-12-13T10:30:15"], "MM/DD/YYYY"),
+    ],
+)
+def test_slash_dates_are_read_when_the_order_is_certain(texts, expected, word):
+    parsed, notes = _parse(texts, dtype=object)
+    assert list(parsed) == [pd.Timestamp(e, tz="UTC") for e in expected]
+    assert word in notes[0]
+
+
+def test_ambiguous_or_mixed_slash_dates_are_refused():
+    with pytest.raises(DataValidationError, match="ambiguous"):
+        _parse(["01/02/2024", "02/03/2024"], dtype=object)
+    with pytest.raises(DataValidationError, match="throughout") as info:
+        _parse(["31/01/2024", "01/31/2024"], dtype=object)
+    assert info.value.row == 2
