@@ -144,13 +144,11 @@ def simulate(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         _remove_previous_outputs(out)
-    ext = "parquet" if fmt == "parquet" else "csv"
     rng = _streams(config.seed)
     chain = build_chain(config)
     params = vol_params(config)
     n = config.n_bars
     m = config.bar_minutes
-    bars_per_day = 1440 // m
     start = config.start_ts
     ends = start + pd.to_timedelta(np.arange(1, n + 1) * m, unit="min")  # bar end times
     index = pd.DatetimeIndex(ends, name="timestamp")
@@ -167,26 +165,10 @@ def simulate(
     stress = chain.stress[states]
     rate, buy_prob = flow_intensity(config, params, regime, stress, path.x_prev, season_idx, path.z, rng["flow"])
 
-    # trades, day by day: volume per bar is the sum of the trades' amounts
-    volume = np.empty(n)
-    end_us = index.as_unit("us").asi8
-    sink = _TableSink(out / f"trades.{ext}", fmt) if (out is not None and with_trades) else None
-    kept: list[pd.DataFrame] = []
-    n_trades = 0
-    days = range((n + bars_per_day - 1) // bars_per_day)
-    for day in progress(days, desc="trades", total=len(days), unit="day"):
-        lo, hi = day * bars_per_day, min((day + 1) * bars_per_day, n)
-        frame, volume[lo:hi] = trades_for_bars(
-            config, end_us[lo:hi], open_[lo:hi], path.log_return[lo:hi], path.diffusive_var[lo:hi],
-            log_hi[lo:hi], log_lo[lo:hi], rate[lo:hi], buy_prob[lo:hi], n_trades + 1, _day_rng(config.seed, day),
-        )  # fmt: skip
-        n_trades += len(frame)
-        if sink is not None:
-            sink.write(frame)
-        if keep_trades and with_trades:
-            kept.append(frame)
-    if sink is not None:
-        sink.close()
+    sink = _TableSink(out / f"trades.{fmt}", fmt) if (out is not None and with_trades) else None
+    volume, n_trades, kept = _draw_trades(
+        config, index, open_, path, log_hi, log_lo, rate, buy_prob, sink, keep=keep_trades and with_trades
+    )
 
     bars = pd.DataFrame(
         {
@@ -228,8 +210,45 @@ def simulate(
         n_trades,
     )  # fmt: skip
     if out is not None:
-        _write_outputs(market, out, fmt, ext, with_trades)
+        _write_outputs(market, out, fmt, with_trades)
     return market
+
+
+def _draw_trades(
+    config: SimConfig,
+    index: pd.DatetimeIndex,
+    open_: np.ndarray,
+    path: ReturnPath,
+    log_hi: np.ndarray,
+    log_lo: np.ndarray,
+    rate: np.ndarray,
+    buy_prob: np.ndarray,
+    sink: _TableSink | None,
+    *,
+    keep: bool,
+) -> tuple[np.ndarray, int, list[pd.DataFrame]]:
+    """Trades day by day, each day from its own random stream; returns (volume per bar, count, kept frames)."""
+    n = len(index)
+    bars_per_day = 1440 // config.bar_minutes
+    volume = np.empty(n)
+    end_us = index.as_unit("us").asi8
+    kept: list[pd.DataFrame] = []
+    n_trades = 0
+    days = range((n + bars_per_day - 1) // bars_per_day)
+    for day in progress(days, desc="trades", total=len(days), unit="day"):
+        lo, hi = day * bars_per_day, min((day + 1) * bars_per_day, n)
+        frame, volume[lo:hi] = trades_for_bars(
+            config, end_us[lo:hi], open_[lo:hi], path.log_return[lo:hi], path.diffusive_var[lo:hi],
+            log_hi[lo:hi], log_lo[lo:hi], rate[lo:hi], buy_prob[lo:hi], n_trades + 1, _day_rng(config.seed, day),
+        )  # fmt: skip
+        n_trades += len(frame)
+        if sink is not None:
+            sink.write(frame)
+        if keep:
+            kept.append(frame)
+    if sink is not None:
+        sink.close()
+    return volume, n_trades, kept
 
 
 def _truth(
@@ -273,7 +292,8 @@ def _truth(
     return truth
 
 
-def _write_outputs(market: SimulatedMarket, out: Path, fmt: str, ext: str, with_trades: bool) -> None:
+def _write_outputs(market: SimulatedMarket, out: Path, fmt: str, with_trades: bool) -> None:
+    ext = fmt
     files = {"bars": out / f"bars.{ext}", "truth": out / f"truth.{ext}", "iv_index": out / f"iv_index.{ext}"}
     _write_frame(market.bars, files["bars"], fmt)
     _write_frame(market.truth, files["truth"], fmt)
