@@ -36,19 +36,14 @@ def test_leverage(market60: SimulatedMarket) -> None:
     assert corr < 0
 
 
-def _regime_stats(regime: np.ndarray, bar_minutes: int) -> tuple[np.ndarray, np.ndarray]:
-    which, lengths = stays(regime)
-    shares = np.bincount(regime, minlength=len(REGIMES)) / len(regime)
-    hours = np.array([lengths[which == k].mean() * bar_minutes / 60 for k in range(len(REGIMES))])
-    return shares, hours
-
-
 def test_regime_shares_and_durations_pooled_over_fixed_seeds() -> None:
     """Ten 60-day paths of the simulator's own regime chain (fixed seeds), pooled.
 
-    One 60-day path holds only ~5 calm stays of 5 days, so its shares and mean durations scatter by ±30% around
-    the configured values by sampling alone; pooled over ten fixed-seed 60-day paths the scatter is ~±10%, and
-    the 25% tolerance tests the configuration, not luck.
+    One 60-day path holds only ~5 calm stays of 5 days, and which regimes it visits is random: measured over 300
+    seeds, a single path misses 25% on at least one share or duration 45-55% of the time (shares dominate: the
+    stressed share alone misses 33% of the time), so a one-path check would test the seed, not the model. Pooled
+    over ten 60-day paths, the worst deviation measured 11% at the median and 18% at the 95th percentile over 100
+    groups of seeds, so the 25% tolerance tests the configuration.
     """
     config = SimConfig(days=STYLIZED_DAYS)
     chain = build_chain(config)
@@ -61,14 +56,6 @@ def test_regime_shares_and_durations_pooled_over_fixed_seeds() -> None:
     hours = np.array([lengths[which == k].mean() / 60 for k in range(len(REGIMES))])
     np.testing.assert_allclose(shares, chain.regime_shares(), rtol=0.25)
     np.testing.assert_allclose(hours, config.regimes.mean_duration_hours, rtol=0.25)
-
-
-def test_regime_shares_and_durations_of_the_60_day_market(market60: SimulatedMarket) -> None:
-    """The shared 60-day market itself, against the sampling band of a 60-day path (see the pooled test)."""
-    regime = market60.truth["regime"].cat.codes.to_numpy()
-    shares, hours = _regime_stats(regime, market60.config.bar_minutes)
-    np.testing.assert_allclose(shares, market60.chain.regime_shares(), rtol=0.25)
-    np.testing.assert_allclose(hours, market60.config.regimes.mean_duration_hours, rtol=0.25)
 
 
 def _chain_atm_iv(chain: pd.DataFrame) -> pd.Series:
