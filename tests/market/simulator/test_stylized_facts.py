@@ -29,11 +29,19 @@ def test_fat_tails(market60: SimulatedMarket) -> None:
     assert excess > 3.0
 
 
-def test_leverage(market60: SimulatedMarket) -> None:
-    r = market60.truth["log_return"]
-    rv_next_hour = (r**2).rolling(60).sum().shift(-60)
-    corr = r.corr(rv_next_hour)
-    assert corr < 0
+def test_leverage(markets60: list[SimulatedMarket]) -> None:
+    """corr(r_t, realized variance of the next hour) < 0, pooled over the three 60-day markets.
+
+    One minute's return is small next to an hour's realized variance, so the correlation is weak: over 40 seeds
+    a single 60-day market measured -0.017 at the median, between -0.038 and +0.002; pooled over three markets it
+    is about 3 standard deviations below 0.
+    """
+    pairs = []
+    for m in markets60:
+        r = m.truth["log_return"]
+        pairs.append(pd.DataFrame({"r": r, "rv_next": (r**2).rolling(60).sum().shift(-60)}).dropna())
+    both = pd.concat(pairs)
+    assert both["r"].corr(both["rv_next"]) < 0
 
 
 def test_regime_shares_and_durations_pooled_over_fixed_seeds() -> None:
@@ -149,17 +157,28 @@ def test_order_flow_leads_switches_into_stressed(markets60: list[SimulatedMarket
 
 
 @pytest.mark.parametrize("h", [60, 240, 1440])
-def test_oracle_unbiased(market60: SimulatedMarket, h: int) -> None:
-    """mean(rv_h - oracle_h) over non-overlapping origins is within 3 standard errors of 0."""
-    r2 = market60.truth["log_return"].to_numpy() ** 2
-    oracle = market60.truth[f"oracle_rv_h{h}"].to_numpy()
-    origins = np.arange(0, len(r2) - h, h)
-    realized = np.array([r2[t + 1 : t + 1 + h].sum() for t in origins])
-    err = realized - oracle[origins]
+def test_oracle_unbiased(markets60: list[SimulatedMarket], h: int) -> None:
+    """mean(rv_h - oracle_h) over non-overlapping origins of the three markets is within 3 standard errors of 0.
+
+    rv_h is strongly right-skewed (jumps, stress), so one market's t-statistic leans negative (over 20 seeds at
+    h=1440 it reached -3.1 once); pooled over 40 seeds the bias measured z = 0.4, -0.5 and -1.1 for h = 60, 240,
+    1440. Three markets keep the test about the oracle, not the skew of one sample.
+    """
+    errors, realized_all, oracle_all = [], [], []
+    for m in markets60:
+        r2 = m.truth["log_return"].to_numpy() ** 2
+        cum = np.concatenate([[0.0], np.cumsum(r2)])
+        oracle = m.truth[f"oracle_rv_h{h}"].to_numpy()
+        origins = np.arange(0, len(r2) - h, h)
+        realized = cum[origins + 1 + h] - cum[origins + 1]  # sum of r^2 over bars t+1..t+h
+        errors.append(realized - oracle[origins])
+        realized_all.append(realized)
+        oracle_all.append(oracle[origins])
+    err = np.concatenate(errors)
     se = err.std(ddof=1) / np.sqrt(len(err))
     assert abs(err.mean()) < 3 * se, f"bias {err.mean():.3g} vs se {se:.3g}"
     # and the oracle is informative: it explains realized variance far better than a constant
-    assert np.corrcoef(realized, oracle[origins])[0, 1] > 0.5
+    assert np.corrcoef(np.concatenate(realized_all), np.concatenate(oracle_all))[0, 1] > 0.5
 
 
 @pytest.mark.parametrize("h", [60, 240, 1440])
