@@ -15,24 +15,14 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy.signal import lfilter
 
 from forecaster.market.simulator.config import SimConfig
-from forecaster.market.simulator.volatility import VolParams
+from forecaster.market.simulator.volatility import VolParams, ar1_noise
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 TRADE_COLUMNS = ("exchange", "symbol", "timestamp", "local_timestamp", "id", "side", "price", "amount")
-
-
-def _ar1(n: int, stdev: float, half_life_minutes: float, bar_minutes: int, rng: np.random.Generator) -> FloatArray:
-    """Stationary AR(1) noise with the given sd and half-life. Shape (n,)."""
-    phi = 0.5 ** (bar_minutes / half_life_minutes)
-    shocks = stdev * np.sqrt(1.0 - phi**2) * rng.standard_normal(n)
-    start = stdev * rng.standard_normal()
-    out, _ = lfilter([1.0], [1.0, -phi], shocks, zi=[phi * start])
-    return out
 
 
 def flow_intensity(
@@ -55,11 +45,11 @@ def flow_intensity(
     vol_factor = np.exp(
         f.vol_intensity_elasticity * (x_prev - params.mean) - 0.5 * (f.vol_intensity_elasticity * sd_x) ** 2
     )
-    eta = _ar1(n, f.intensity_noise_stdev, f.intensity_noise_half_life_minutes, m, rng)
+    eta = ar1_noise(n, f.intensity_noise_stdev, f.intensity_noise_half_life_minutes, m, rng)
     noise = np.exp(eta - 0.5 * f.intensity_noise_stdev**2)
     rate = np.asarray(f.trades_per_minute)[regime] * m * season[season_idx] * vol_factor * noise
     rate = rate * np.exp(f.stress_intensity_gain * stress)
-    zeta = _ar1(n, f.imbalance_noise_stdev, f.imbalance_noise_half_life_minutes, m, rng)
+    zeta = ar1_noise(n, f.imbalance_noise_stdev, f.imbalance_noise_half_life_minutes, m, rng)
     imbalance = np.clip(-f.stress_sell_imbalance * stress + zeta + f.return_imbalance * z, -0.9, 0.9)
     return rate, 0.5 + 0.5 * imbalance
 

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import lfilter
 
 from forecaster.market.simulator.config import SimConfig
 from forecaster.market.simulator.oracle import chain_powers, expected_integrated_variance
 from forecaster.market.simulator.regimes import RegimeChain
-from forecaster.market.simulator.volatility import MINUTES_PER_YEAR, VolParams
+from forecaster.market.simulator.volatility import MINUTES_PER_YEAR, VolParams, ar1_noise
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -34,11 +33,7 @@ IntArray = npt.NDArray[np.int64]
 def iv_noise_path(config: SimConfig, n: int, rng: np.random.Generator) -> FloatArray:
     """Stationary AR(1) log-IV noise ``u``, one value per bar. Shape (n,)."""
     iv = config.implied_vol
-    phi = 0.5 ** (config.bar_minutes / iv.noise_half_life_minutes)
-    shocks = iv.noise_stdev * np.sqrt(1.0 - phi**2) * rng.standard_normal(n)
-    start = iv.noise_stdev * rng.standard_normal()
-    out, _ = lfilter([1.0], [1.0, -phi], shocks, zi=[phi * start])
-    return out
+    return ar1_noise(n, iv.noise_stdev, iv.noise_half_life_minutes, config.bar_minutes, rng)
 
 
 def atm_implied_vol(

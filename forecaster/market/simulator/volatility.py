@@ -48,6 +48,18 @@ class VolParams:
         return w, v
 
 
+def ar1_noise(n: int, stdev: float, half_life_minutes: float, bar_minutes: int, rng: np.random.Generator) -> FloatArray:
+    """Stationary AR(1) noise, one value per bar, with the given sd and half-life (started in its stationary law).
+
+    Shape (n,).
+    """
+    phi = 0.5 ** (bar_minutes / half_life_minutes)
+    shocks = stdev * np.sqrt(1.0 - phi**2) * rng.standard_normal(n)
+    start = stdev * rng.standard_normal()
+    out, _ = lfilter([1.0], [1.0, -phi], shocks, zi=[phi * start])
+    return out
+
+
 def seasonality(config: SimConfig) -> FloatArray:
     """Variance multiplier for each bar of the day (bar ends at ``(i + 1) * bar_minutes``), mean 1. Shape (B,)."""
     s = config.seasonality

@@ -10,6 +10,7 @@ from forecaster.market.simulator import REGIMES, SimConfig
 from forecaster.market.simulator.config import JumpConfig
 from forecaster.market.simulator.volatility import (
     MINUTES_PER_YEAR,
+    ar1_noise,
     bar_extremes,
     seasonality,
     simulate_returns,
@@ -62,3 +63,9 @@ def test_jumps_larger_than_the_regime_variance_are_rejected() -> None:
     config = SimConfig(jumps=JumpConfig(per_day=(50.0, 1.5, 6.0), mean=(-0.01, -0.003, -0.006)))
     with pytest.raises(ConfigError, match="jumps alone exceed the total variance of regime 'calm'"):
         vol_params(config)
+
+
+def test_ar1_noise_has_the_stated_sd_and_half_life() -> None:
+    u = ar1_noise(2_000_000, 0.3, 60.0, 1, np.random.default_rng(4))
+    assert u.std() == pytest.approx(0.3, rel=0.03)
+    assert np.corrcoef(u[:-60], u[60:])[0, 1] == pytest.approx(0.5, abs=0.02)
