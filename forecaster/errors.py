@@ -58,11 +58,31 @@ class DataValidationError(ForecasterError):
         if column is not None:
             where.append(f"column '{column}'")
         text = ", ".join(where)
-        if value is not None:
+        if isinstance(value, float) and value != value:  # NaN: an empty cell in CSV, NaN in Parquet
+            text += ": empty or NaN"
+        elif value is not None:
             text += f": value {value!r}"
         text += f" breaks rule: {rule}"
         if count is not None and count > 1:
             text += f" ({count} rows in all break it; this is the first)"
         if fix:
             text += f". Fix: {fix}"
+        self.others: tuple[DataValidationError, ...] = ()
         super().__init__(text)
+
+    def with_others(self, others: list[DataValidationError]) -> DataValidationError:
+        """Attach the other rules the same file breaks, so one run shows every problem; returns self."""
+        self.others = tuple(others)
+        if others:
+            listed = "\n".join(f"  also: {other.args[0]}" for other in others)
+            self.args = (f"{self.args[0]}\n{listed}",)
+        return self
+
+
+class ValidationFailed(ForecasterError):
+    """Several files break the data contracts; each error is in ``errors`` and in the message."""
+
+    def __init__(self, errors: list[DataValidationError]) -> None:
+        self.errors = tuple(errors)
+        body = "\n".join(str(error) for error in errors)
+        super().__init__(f"{len(errors)} files break the data contracts:\n{body}")

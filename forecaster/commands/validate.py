@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from forecaster.errors import UsageError
+from forecaster.errors import DataValidationError, UsageError, ValidationFailed
 
 IV_UNITS = ("pct", "dec", "auto")
 # flag destination -> (kind shown in the summary, flag)
@@ -65,24 +65,41 @@ def run(args: argparse.Namespace) -> int:
         "options": lambda path: market.load_options_chain(path, args.iv_units, repair=args.repair),
         "iv_index": lambda path: market.load_iv_index(path, args.iv_units, repair=args.repair),
     }
-    summaries = [_summary(FILE_FLAGS[dest][0], loaders[dest](path)) for dest, path in given.items() if dest in loaders]
+    summaries: list[dict[str, Any]] = []
+    failures: list[DataValidationError] = []
+    for dest, path in given.items():
+        if dest in loaders:
+            _try(lambda dest=dest, path=path: _summary(FILE_FLAGS[dest][0], loaders[dest](path)), summaries, failures)
     if "portfolio" in given:
         # DESIGN section 7: --as-of defaults to the last timestamp of the market data; with none given, now.
         ends = [s["end"] for s in summaries if s["end"] is not None]
         as_of = _as_of(args.as_of if args.as_of is not None else max(ends) if ends else None)
         source = "--as-of" if args.as_of is not None else "last market timestamp" if ends else "now"
-        summary = _summary(
-            FILE_FLAGS["portfolio"][0], market.load_portfolio(given["portfolio"], as_of, repair=args.repair)
-        )
-        summary["as_of"] = as_of.isoformat()
-        summary["notes"].insert(0, f"expiries checked against {as_of.isoformat()} ({source})")
-        summaries.append(summary)
+
+        def portfolio() -> dict[str, Any]:
+            result = market.load_portfolio(given["portfolio"], as_of, repair=args.repair)
+            summary = _summary(FILE_FLAGS["portfolio"][0], result)
+            summary["as_of"] = as_of.isoformat()
+            summary["notes"].insert(0, f"expiries checked against {as_of.isoformat()} ({source})")
+            return summary
+
+        _try(portfolio, summaries, failures)
     for summary in summaries:
         print(_format(summary))
+    if failures:  # every file was checked: fail with all their errors (exit 2), and write no --json
+        raise failures[0] if len(failures) == 1 else ValidationFailed(failures)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"ok": True, "files": summaries}, indent=2) + "\n")
     return 0
+
+
+def _try(load: Callable[[], dict[str, Any]], summaries: list[dict[str, Any]], failures: list) -> None:
+    """Run one file's load; its summary, or its error, is kept so every file given is checked."""
+    try:
+        summaries.append(load())
+    except DataValidationError as exc:
+        failures.append(exc)
 
 
 def _as_of(text: str | None):

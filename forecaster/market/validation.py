@@ -204,10 +204,14 @@ class Loading:
         note(self.notes, logger, self.source, message)
 
     def check(self, rules: Sequence[Rule], *, repair: bool) -> None:
-        """Run ``rules`` in order: raise at the first violating row, or repair and record it.
+        """Run ``rules`` in order; repair and record each violation, or collect it.
 
-        Rules whose column is absent (optional columns) are skipped; a rule without a repair always raises.
+        Every rule runs, so the error raised at the end names the first violating row of each broken rule
+        (the first rule's in the main message, the others as ``also:`` lines). Rules whose column is absent
+        (optional columns) are skipped; a rule without a repair is never repaired.
         """
+        violations: list[DataValidationError] = []
+        reported: dict[str, BoolArray] = {}  # column -> rows already named by an earlier rule
         for rule in rules:
             if rule.column not in self.data.columns:
                 continue
@@ -215,10 +219,17 @@ class Loading:
             if not bad.any():
                 continue
             if not repair or rule.repair is None:
-                raise self._violation(rule, bad)
+                seen = reported.get(rule.column)
+                fresh = bad if seen is None or len(seen) != len(bad) else bad & ~seen
+                if fresh.any():  # a cell that is not a number is not also reported as out of bounds
+                    violations.append(self._violation(rule, fresh))
+                    reported[rule.column] = fresh if seen is None or len(seen) != len(bad) else seen | fresh
+                continue
             self.data, action = _apply(rule, self.data, bad)
             log.info("%s: repair: %s", self.source.name, action)
             self.repairs.append(action)
+        if violations:
+            raise violations[0].with_others(violations[1:])
         if self.data.empty:
             raise self.source.error(
                 "at least one row must remain after repair",

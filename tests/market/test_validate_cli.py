@@ -337,7 +337,9 @@ def test_malformed_input_exits_2_naming_file_row_and_column(case, tmp_path, caps
         assert f"row {case.row}{line}," in error
     if case.column is not None:
         assert f"column '{case.column}'" in error
-    if case.value is not None:
+    if case.value == "nan":
+        assert ": empty or NaN breaks rule" in error
+    elif case.value is not None:
         assert f"value {case.value} " in error or f"value {case.value}." in error or f"value {case.value}:" in error
 
 
@@ -459,3 +461,43 @@ def test_portfolio_as_of_defaults_to_the_last_market_timestamp(tmp_path, capsys)
     assert "book.yaml" in err and "expiry" in err
     # no market data: checked against now, and this book expired long ago
     assert main(["validate", "--portfolio", str(book)]) == 2
+
+
+def test_every_broken_rule_of_a_file_is_reported_at_once(tmp_path, capsys):
+    """One run names the first bad row of each broken rule; a cell is reported once, not once per rule."""
+    path = tmp_path / "bars.csv"
+    path.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        "2024-01-01,1,2,0.5,abc,10\n"  # text close: 'must be a number' only, not also out of bounds
+        "2024-01-02,1,2,0.5,,10\n"  # empty close
+        "2024-01-03,1,0.9,0.5,1,-5\n"  # negative volume and high below open
+        "2024-01-02,1,2,0.5,1,5\n"  # out of order
+    )
+    assert main(["validate", "--bars", str(path)]) == 2
+    err = capsys.readouterr().err
+    first, *also = [line for line in err.splitlines() if "bars.csv" in line]
+    assert "row 1 (line 2), column 'close': value 'abc' breaks rule: 'close' must be a number" in first
+    assert [line.split(" breaks rule")[0].split("bars.csv, ")[1] for line in also] == [
+        "row 2 (line 3), column 'close': empty or NaN",
+        "row 3 (line 4), column 'volume': value -5",
+        "row 3 (line 4), column 'high': value 0.9",
+        "row 4 (line 5), column 'timestamp': value '2024-01-02'",
+    ]
+    assert all(line.startswith("  also: ") for line in also)
+
+
+def test_every_file_is_checked_and_the_good_ones_summarized(tmp_path, capsys):
+    good, bad_bars, bad_iv = tmp_path / "good.csv", tmp_path / "bad.csv", tmp_path / "iv.csv"
+    good.write_text(TRADES)
+    bad_bars.write_text(bars_with(2, "2024-01-03,104,100,101,102,1200"))
+    bad_iv.write_text("date,iv\n2024-01-02,0\n")
+    report = tmp_path / "report.json"
+    args = ["validate", "--trades", str(good), "--bars", str(bad_bars), "--iv-index", str(bad_iv)]
+    assert main([*args, "--json", str(report)]) == 2
+    captured = capsys.readouterr()
+    assert "good.csv: OK" in captured.out and not report.exists()
+    assert "2 files break the data contracts" in captured.err
+    assert (
+        "bad.csv, row 2 (line 3), column 'high'" in captured.err
+        and "iv.csv, row 1 (line 2), column 'iv'" in captured.err
+    )
