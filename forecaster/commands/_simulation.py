@@ -65,7 +65,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"realized vol {summary['realized_vol']:.1%}, mean 30-day ATM IV {summary['mean_iv30']:.1%}",
+        f"realized vol {summary['realized_vol']:.1%} (long run {summary['long_run_vol']:.1%}), "
+        f"mean 30-day ATM IV {summary['mean_iv30']:.1%}",
         f"trades per day {summary['trades_per_day']:,.0f}",
     ]
     if "chain" in summary:

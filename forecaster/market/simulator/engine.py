@@ -345,6 +345,8 @@ def summarize(market: SimulatedMarket) -> dict[str, Any]:
         "regimes": {},
         "trades_per_day": market.n_trades / c.days,
         "realized_vol": float(np.sqrt(np.mean(r**2) * bars_per_year)),
+        # long run: configured regime shares times configured regime variances
+        "long_run_vol": float(np.sqrt(market.chain.regime_shares() @ np.square(c.regimes.ann_vol))),
         "mean_iv30": float(market.iv_index["dvol"].mean() / 100.0),
     }
     shares = market.chain.regime_shares()
