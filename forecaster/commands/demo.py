@@ -7,6 +7,7 @@ The demo grows with the product: later releases run features, models, drift and 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
@@ -37,7 +38,13 @@ def run(args: argparse.Namespace) -> int:
         "options_chain": (md.load_options_chain, "--options"),
     }
     written = {name: path for name, path in market.files.items() if name in loaders}
-    checked = [f"{name} {len(loaders[name][0](path).data):,} rows" for name, path in written.items()]
+    market_log = logging.getLogger("forecaster.market")
+    level = market_log.level
+    market_log.setLevel(logging.WARNING)  # the loaders' unit notes are for users' own files, not the demo's
+    try:
+        checked = [f"{name} {len(loaders[name][0](path).data):,} rows" for name, path in written.items()]
+    finally:
+        market_log.setLevel(level)
     print(f"\nwritten to {args.out}/ and validated against the data contracts: " + ", ".join(checked))
     prog = "forecaster" if shutil.which("forecaster") else os.path.relpath(sys.argv[0])
     flags = " ".join(f"{loaders[name][1]} {path}" for name, path in written.items())
