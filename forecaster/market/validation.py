@@ -219,11 +219,14 @@ class Loading:
             if not bad.any():
                 continue
             if not repair or rule.repair is None:
+                # a cell already named under its column (say, not a number) is not named again (out of bounds);
+                # a repair by an earlier rule changes the row count, and then nothing is carried over
                 seen = reported.get(rule.column)
-                fresh = bad if seen is None or len(seen) != len(bad) else bad & ~seen
-                if fresh.any():  # a cell that is not a number is not also reported as out of bounds
-                    violations.append(self._violation(rule, fresh))
-                    reported[rule.column] = fresh if seen is None or len(seen) != len(bad) else seen | fresh
+                if seen is None or len(seen) != len(bad):
+                    seen = np.zeros_like(bad)
+                if (bad & ~seen).any():
+                    violations.append(self._violation(rule, bad & ~seen))
+                    reported[rule.column] = seen | bad
                 continue
             self.data, action = _apply(rule, self.data, bad)
             log.info("%s: repair: %s", self.source.name, action)

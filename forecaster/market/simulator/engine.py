@@ -293,19 +293,18 @@ def _truth(
 
 
 def _write_outputs(market: SimulatedMarket, out: Path, fmt: str, with_trades: bool) -> None:
-    ext = fmt
-    files = {"bars": out / f"bars.{ext}", "truth": out / f"truth.{ext}", "iv_index": out / f"iv_index.{ext}"}
+    files = {"bars": out / f"bars.{fmt}", "truth": out / f"truth.{fmt}", "iv_index": out / f"iv_index.{fmt}"}
     _write_frame(market.bars, files["bars"], fmt)
     _write_frame(market.truth, files["truth"], fmt)
     _write_frame(market.iv_index, files["iv_index"], fmt)
     if market.options_chain is not None:
-        files["options_chain"] = out / f"options_chain.{ext}"
+        files["options_chain"] = out / f"options_chain.{fmt}"
         if fmt == "parquet":
             market.options_chain.to_parquet(files["options_chain"], index=False, compression="zstd")
         else:
             market.options_chain.to_csv(files["options_chain"], index=False)
     if with_trades:
-        files["trades"] = out / f"trades.{ext}"
+        files["trades"] = out / f"trades.{fmt}"
     market.files = {k: str(v) for k, v in files.items()}
     manifest = {
         "generator": "drift-forecaster simulator",

@@ -82,13 +82,13 @@ def oracle_iv_change(
     nodes, weights = np.polynomial.hermite_e.hermegauss(quadrature_nodes)  # N(0,1) quadrature
     weights = weights / weights.sum()
     phi_u = 0.5 ** (config.bar_minutes / iv_cfg.noise_half_life_minutes)
+    a = grid - params.mean  # (G,) deviations of x from its mean, where the tables are read
     out: dict[int, FloatArray] = {}
     for h in horizons:
         w, v = params.ar_moments(np.array([h]))
         mean_shift = w[0]  # x_{t+h} - mean = w (x_t - mean) + N(0, 2 v)
         sd_h = np.sqrt(2.0 * v[0])
         # H(s', a) = E[g(s', mean + a + sd_h Z)], tabulated over a on the grid
-        a = grid - params.mean  # (G,)
         shifted = params.mean + a[:, None] + sd_h * nodes[None, :]  # (G, Q)
         h_tab = np.stack([np.interp(shifted, grid, g[s]) @ weights for s in range(m)])  # (M, G)
         q_tab = chain_powers(chain, h_tab, np.array([h]))[0]  # (M, G): sum_s' P^h[s, s'] H(s', a)

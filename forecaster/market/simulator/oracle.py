@@ -39,6 +39,11 @@ def chain_powers(chain: RegimeChain, values: FloatArray, steps: IntArray) -> Flo
     return out
 
 
+def _state_variances(chain: RegimeChain, params: VolParams) -> FloatArray:
+    """Per expanded state: diffusive variance per bar ``c`` and jump variance per bar ``j``. Shape (M, 2)."""
+    return np.stack([params.diffusive_var[chain.regime], params.jump_var[chain.regime]], axis=1)
+
+
 def oracle_rv(
     chain: RegimeChain,
     params: VolParams,
@@ -56,7 +61,7 @@ def oracle_rv(
     h_max = max(horizons)
     steps = np.arange(1, h_max + 1)
     per_bar = len(params.season)
-    base = np.stack([params.diffusive_var[chain.regime], params.jump_var[chain.regime]], axis=1)  # (M, 2)
+    base = _state_variances(chain, params)  # (M, 2)
     powered = chain_powers(chain, base, steps)  # (H, M, 2)
     diff_coef = powered[:, :, 0]  # (H, M): (P^i c)
     jump_cum = np.cumsum(powered[:, :, 1], axis=0)  # (H, M): sum_{k<=i} (P^k j)
@@ -100,7 +105,7 @@ def expected_integrated_variance(
     """
     n_max = max(float(np.max(tenors_bars)), 2.0)
     nodes = np.unique(np.round(np.geomspace(1, n_max, n_nodes)).astype(np.int64))  # (K,)
-    base = np.stack([params.diffusive_var[chain.regime], params.jump_var[chain.regime]], axis=1)
+    base = _state_variances(chain, params)  # (M, 2)
     powered = chain_powers(chain, base, nodes)  # (K, M, 2)
     w, v = params.ar_moments(nodes - 1)  # (K,)
     widths = np.diff(nodes).astype(float)  # (K-1,)
