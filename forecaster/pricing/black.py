@@ -7,7 +7,8 @@ inputs give float64 numpy arrays.
 Units: prices, ``forward``, ``spot`` and ``strike`` in quote currency; ``tau`` in years (> 0); ``sigma``
 annualized decimal (> 0); ``rate`` and ``dividend`` continuously compounded per year. At ``tau`` = 0 or
 ``sigma`` = 0 the price is the (discounted) intrinsic value and delta the step function (½ at the money);
-the other Greeks are 0 there.
+gamma, vega, vanna and volga are 0 there, and theta is what carry leaves: r V (less (r − q) S delta for
+Black-Scholes, whose spot is held as time passes).
 
 Greeks are per unit of the underlying:
 
