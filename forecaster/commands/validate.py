@@ -16,6 +16,7 @@ from typing import Any
 from forecaster.errors import DataValidationError, UsageError, ValidationFailed
 
 IV_UNITS = ("pct", "dec", "auto")
+PREMIUM_UNITS = ("coin", "quote", "auto")
 # flag destination -> (kind shown in the summary, flag)
 FILE_FLAGS: dict[str, tuple[str, str]] = {
     "bars": ("bars", "--bars"),
@@ -40,6 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="units of implied vols in --iv-index and --options: auto = percent when the median exceeds 3",
     )
     parser.add_argument(
+        "--premium-units",
+        choices=PREMIUM_UNITS,
+        default="auto",
+        help="units of the premiums in --options (converted to quote currency): coin (Deribit) = times "
+        "underlying_price; auto = the units whose marks match Black-76 at mark_iv",
+    )
+    parser.add_argument(
         "--as-of",
         metavar="T",
         help="valuation time for the portfolio expiry check (ISO; default: the last timestamp of the market "
@@ -62,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
     loaders: dict[str, Callable[[Path], Any]] = {
         "bars": lambda path: market.load_bars(path, repair=args.repair),
         "trades": lambda path: market.load_trades(path, repair=args.repair),
-        "options": lambda path: market.load_options_chain(path, args.iv_units, repair=args.repair),
+        "options": lambda path: market.load_options_chain(
+            path, args.iv_units, premium_units=args.premium_units, repair=args.repair
+        ),
         "iv_index": lambda path: market.load_iv_index(path, args.iv_units, repair=args.repair),
     }
     summaries: list[dict[str, Any]] = []

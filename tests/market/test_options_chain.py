@@ -46,8 +46,11 @@ def test_tardis_deribit_chain(fixture_path, untouched):
     assert data.index.nunique() == 2  # two snapshots, twelve rows each
     np.testing.assert_allclose(data["mark_iv"].to_numpy(), raw["mark_iv"].to_numpy() / 100)
     assert data["mark_iv"].between(0.3, 1.0).all()
-    # Premiums stay in coin, as Deribit quotes them.
-    np.testing.assert_array_equal(data["mark_price"].to_numpy(), raw["mark_price"].to_numpy())
+    # Deribit quotes premiums in coin; they come out in quote currency (auto-detected): coin x underlying_price
+    for column in ("mark_price", "bid_price", "ask_price", "last_price"):
+        usd = (raw[column] * raw["underlying_price"]).to_numpy()
+        np.testing.assert_array_equal(np.isnan(data[column].to_numpy()), np.isnan(usd) | (raw[column] == 0).to_numpy())
+        np.testing.assert_allclose(data[column].to_numpy()[raw[column] > 0], usd[raw[column] > 0], rtol=1e-15)
     assert list(data["type"].cat.categories) == ["call", "put"]
     assert data["expiration"].iloc[0] == pd.Timestamp("2025-01-03T08:00:00Z")
     assert (data["expiration"] > data.index).all()
@@ -58,6 +61,7 @@ def test_tardis_deribit_chain(fixture_path, untouched):
     assert np.isnan(data["bid_iv"].to_numpy()[no_bid]).all()
     assert np.isnan(data["bid_price"].to_numpy()[no_bid]).all()
     assert any("no quote" in n for n in result.notes) and any("percent" in n for n in result.notes)
+    assert any("in coin, multiplied by underlying_price into quote currency (auto" in n for n in result.notes)
 
 
 def test_gzip_variant_is_identical(fixture_path, tmp_path):
