@@ -8,9 +8,11 @@ Each scenario draws three uniforms (u_rv, u_z, u_w):
 - the IV change div = Q_div(Φ(w)), w = ρ z + √(1 − ρ²) Φ⁻¹(u_w): a Gaussian copula with the forecast's
   spot-vol correlation ρ.
 
-Sampling: ``sobol`` (default) scrambles a Sobol' sequence with the seed, so 2,000 scenarios give quantiles as
-accurate as some hundred thousand plain draws; ``antithetic`` pairs every pseudo-random draw with its mirror
-(1 − u); ``random`` is plain Monte Carlo, the brute-force reference. All three are deterministic given the seed.
+Sampling: ``sobol`` (default) scrambles a Sobol' sequence with the seed, so 2,048 scenarios give central
+quantiles of a book's drift as accurate as some hundred thousand plain draws, and the 5% and 95% quantiles as
+accurate as some 16,000 (tests/drift/test_engine.py); ``antithetic`` pairs every pseudo-random draw with its
+mirror (1 − u), which helps means but leaves tail quantiles about as noisy as plain draws; ``random`` is plain
+Monte Carlo, the brute-force reference. All three are deterministic given the seed.
 """
 
 from __future__ import annotations

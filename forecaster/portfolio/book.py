@@ -115,13 +115,15 @@ def book_from_portfolio(
     Raises
     ------
     UsageError
-        A position's underlying has no spot or no vol source, or an option is at or past its expiry.
+        A position's underlying has no spot or no vol source, a single spot or vol source is given for
+        several underlyings, or an option is at or past its expiry.
     """
     as_of = pd.Timestamp(as_of)
     if as_of.tzinfo is None:
         raise UsageError(f"as_of must carry a time zone (got {as_of}); pass e.g. 2026-01-01T00:00:00Z")
     positions = portfolio.positions
     underlying = np.array([p.underlying for p in positions], dtype=str)
+    _one_per_underlying(spot, underlying, "spot", "--spot")
     spots = np.array([_for(spot, u, "spot", "--spot") for u in underlying], dtype=float)
     if np.any(~np.isfinite(spots) | (spots <= 0)):
         bad = int(np.flatnonzero(~np.isfinite(spots) | (spots <= 0))[0])
@@ -138,6 +140,7 @@ def book_from_portfolio(
         )
     strike = np.array([np.nan if p.strike is None else p.strike for p in positions], dtype=float)
     iv = np.full(len(positions), np.nan)
+    _one_per_underlying(vols, underlying[is_option], "vol source", "--options or --iv-index")
     for name in dict.fromkeys(underlying[is_option].tolist()):
         rows = is_option & (underlying == name)
         source = _for(vols, name, "vol source", "--options or --iv-index")
@@ -163,6 +166,16 @@ def book_from_portfolio(
         limits=portfolio.limits,
         expiry=expiry,
     )
+
+
+def _one_per_underlying(value, underlying: npt.NDArray[np.str_], what: str, flag: str) -> None:
+    """A single spot or vol source is ambiguous (and silently wrong) for a book on several underlyings."""
+    names = list(dict.fromkeys(underlying.tolist()))
+    if len(names) > 1 and value is not None and not isinstance(value, Mapping):
+        raise UsageError(
+            f"the book holds positions on {len(names)} underlyings ({', '.join(names)}) but one {what} was given; "
+            f"give a mapping underlying -> {what} (one per underlying with {flag})"
+        )
 
 
 def _for(value, underlying: str, what: str, flag: str):

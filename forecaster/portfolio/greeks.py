@@ -45,18 +45,28 @@ def position_greeks(book: Book, bucket_days: Sequence[float] = DEFAULT_BUCKET_DA
     Returns
     -------
     DataFrame
-        Indexed by position id, rows in book order. Units in the module docstring.
+        Indexed by position id, rows in book order. Units in the module docstring. An option at or past its
+        expiry (a book aged by :meth:`Book.aged`) is worth its intrinsic value and has no Greeks (cash-settled).
     """
     option = book.is_option
+    # an option at or past expiry (a book aged past it) has settled in cash at intrinsic: no Greeks left
+    live = option & (book.tau > 0)
     n = len(book)
     price = book.spot.copy()
     unit = {name: np.zeros(n) for name in GREEK_COLUMNS}
-    unit["delta"] = np.ones(n)  # linear instruments: dV/dS = 1
+    unit["delta"] = np.where(option, 0.0, 1.0)  # linear instruments: dV/dS = 1
     if option.any():
-        args = (book.spot[option], book.strike[option], book.tau[option], book.iv[option], book.is_call[option])
-        price[option] = black76_price(*args)
+        price[option] = black76_price(
+            book.spot[option],
+            book.strike[option],
+            np.maximum(book.tau[option], 0.0),
+            book.iv[option],
+            book.is_call[option],
+        )
+    if live.any():
+        args = (book.spot[live], book.strike[live], book.tau[live], book.iv[live], book.is_call[live])
         for name, value in black76_greeks(*args).items():
-            unit[name][option] = value
+            unit[name][live] = value
     columns: dict[str, object] = {
         "instrument": book.instrument,
         "underlying": book.underlying,
@@ -89,12 +99,13 @@ def expiry_buckets(tau: np.ndarray, bucket_days: Sequence[float] = DEFAULT_BUCKE
     Shape: (N,) in, (N,) categorical out, categories ordered from the shortest bucket to ``linear``.
     """
     edges = [float(d) for d in bucket_days]
-    if not edges or any(b <= a for a, b in pairwise(edges)) or edges[0] <= 0:
-        raise ValueError(f"bucket_days must be positive and increasing; got {list(bucket_days)}")
+    if not edges or not all(np.isfinite(edges)) or any(b <= a for a, b in pairwise(edges)) or edges[0] <= 0:
+        raise ValueError(f"bucket_days must be finite, positive and increasing days; got {list(bucket_days)}")
     labels = [f"{_fmt(lo)}-{_fmt(hi)}d" for lo, hi in zip([0.0, *edges], edges, strict=False)] + [
         f"{_fmt(edges[-1])}d+"
     ]
-    days = np.asarray(tau, dtype=float) * 365.0
+    # rounded to ~0.1 ms: tau = 29 days / 365 days gives 29.000000000000004 days, which must stay in (7, 29]
+    days = np.round(np.asarray(tau, dtype=float) * 365.0, 9)
     # (lo, hi]: an option with exactly 7 days left is in 1-7d
     index = np.searchsorted(np.asarray(edges), days, side="left")
     names = np.where(np.isnan(days), LINEAR_BUCKET, np.asarray(labels, dtype=object)[np.minimum(index, len(edges))])
