@@ -95,3 +95,10 @@ def test_demo_prints_summary(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     for text in ("regime", "calm", "normal", "stressed", "ann vol", "trades per day", "option chain", "validated"):
         assert text in out
+    # then the book: Greeks, margin and drift; the book file it wrote is a valid portfolio
+    for text in ("short-straddle book", "short-call", "margin (risk_matrix): initial", "its drift over 1440 bars"):
+        assert text in out
+    for metric in ("delta", "gamma", "vega", "pnl", "margin_initial"):
+        assert f"\n{metric} " in out
+    book = str(tmp_path / "demo" / "book.yaml")
+    assert cli.main(["validate", "--portfolio", book, "--as-of", "2026-01-02T00:00:00Z"]) == 0

@@ -1,7 +1,9 @@
 """``forecaster demo``: simulate a market (30 days by default), read it back through the data contracts, and
 print a summary of it.
 
-The demo grows with the product: later releases run features, models, drift and policy on the same market.
+Then it values a short-straddle book at the last chain snapshot (Greeks by position, risk-matrix margin) and
+prints its drift over the longest horizon under the simulator's oracle forecast. The demo grows with the
+product: later releases run features, models and policy on the same market.
 """
 
 from __future__ import annotations
@@ -49,4 +51,80 @@ def run(args: argparse.Namespace) -> int:
     prog = "forecaster" if shutil.which("forecaster") else os.path.relpath(sys.argv[0])
     flags = " ".join(f"{loaders[name][1]} {path}" for name, path in written.items())
     print(f"look closer: {prog} validate {flags}")
+    if "options_chain" in written:
+        quiet = [logging.getLogger(name) for name in ("forecaster.market", "forecaster.config")]
+        levels = [logger.level for logger in quiet]
+        for logger in quiet:
+            logger.setLevel(logging.WARNING)
+        try:
+            _book_at_the_end(market, written["options_chain"], args, prog)
+        finally:
+            for logger, old in zip(quiet, levels, strict=True):
+                logger.setLevel(old)
     return 0
+
+
+def _book_at_the_end(market, chain_path: str, args: argparse.Namespace, prog: str) -> None:
+    """Value a short-vol book at the market's last snapshot, then its drift over the longest horizon."""
+    import numpy as np
+    import pandas as pd
+    import yaml
+
+    from forecaster.commands.drift import format_drift
+    from forecaster.commands.greeks import format_margin, format_positions, format_totals
+    from forecaster.config import load_spec
+    from forecaster.drift import drift_distribution
+    from forecaster.drift.config import drift_config_from_spec
+    from forecaster.drift.sources import forecast_from_truth
+    from forecaster.margin import margin_config_from_spec, portfolio_margin
+    from forecaster.market import load_options_chain, load_portfolio
+    from forecaster.portfolio import book_from_portfolio, position_greeks, total_greeks
+    from forecaster.pricing.surface import surface_from_chain
+
+    spec = load_spec(args.config)
+    chain = load_options_chain(chain_path).data
+    as_of = chain.index[-1]
+    snapshot = chain.loc[chain.index == as_of]
+    spot = float(snapshot.loc[snapshot["expiration"] == snapshot["expiration"].min(), "underlying_price"].median())
+    expiries = pd.DatetimeIndex(sorted(snapshot["expiration"].unique()))
+    days = (expiries - as_of) / pd.Timedelta(days=1)
+    front = expiries[int(np.argmin(np.abs(days - 30)))]  # the expiry nearest a month out
+    back = expiries[int(np.argmin(np.abs(days - 90)))]
+    step = 10 ** np.floor(np.log10(spot / 20))
+    strike = float(np.round(spot / step) * step)
+    wing = float(np.round(0.8 * spot / step) * step)
+    positions = [
+        {"id": "short-call", "instrument": "option", "underlying": "BTC", "option_type": "call",
+         "strike": strike, "expiry": front.isoformat(), "quantity": -10},
+        {"id": "short-put", "instrument": "option", "underlying": "BTC", "option_type": "put",
+         "strike": strike, "expiry": front.isoformat(), "quantity": -10},
+        {"id": "wing-put", "instrument": "option", "underlying": "BTC", "option_type": "put",
+         "strike": wing, "expiry": back.isoformat(), "quantity": 5},
+        {"id": "hedge", "instrument": "perp", "underlying": "BTC", "quantity": 1.0},
+    ]  # fmt: skip
+    book_path = f"{args.out}/book.yaml"
+    with open(book_path, "w") as fh:
+        yaml.safe_dump({"positions": positions, "collateral": round(2 * spot, -3)}, fh, sort_keys=False)
+    surface = surface_from_chain(snapshot)
+    book = book_from_portfolio(
+        load_portfolio(book_path, as_of=as_of).data, as_of=as_of, spot={"BTC": spot}, vols={"BTC": surface}
+    )
+    table = position_greeks(book)
+    margin_config = margin_config_from_spec(spec)
+    print(f"\na short-straddle book ({book_path}) at {as_of:%Y-%m-%d %H:%M} UTC, spot {spot:,.2f}, vols from an SVI "
+          f"surface fitted to the last chain snapshot ({len(snapshot)} quotes)")  # fmt: skip
+    print(format_positions(book, table))
+    print(format_totals(total_greeks(table)))
+    print(format_margin((portfolio_margin(book, margin_config), margin_config), book.collateral))
+    horizon = market.config.horizons[-1]
+    drift_config = drift_config_from_spec(spec.values, where=spec.path)
+    forecast = forecast_from_truth(
+        market.truth, horizon=horizon, as_of=as_of, bar_years=market.config.bar_minutes / 525_600, config=drift_config
+    )
+    result = drift_distribution(
+        book, forecast, n_scenarios=drift_config.n_scenarios, seed=drift_config.seed, margin=margin_config
+    )
+    print(f"\nits drift over {horizon} bars under the simulator's oracle forecast ({drift_config.n_scenarios:,} "
+          "scenarios):")  # fmt: skip
+    print(format_drift(result))
+    print(f"look closer: {prog} drift --portfolio {book_path} --options {chain_path} --horizon {horizon}")
