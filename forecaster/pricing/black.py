@@ -173,7 +173,8 @@ def _forward_greeks(xp: SimpleNamespace, f: Any, k: Any, t: Any, s: Any, call: A
     zero = 0.0 * one
     vega = xp.where(live, f * pdf * sqrt_t, zero)
     return SimpleNamespace(
-        delta=xp.where(call, call_delta, call_delta - 1.0),
+        # a put's delta as -N(-d1), not N(d1) - 1: far out of the money the difference would cancel to noise
+        delta=xp.where(call, call_delta, xp.where(live, -xp.ndtr(-d1), step - 1.0)),
         gamma=xp.where(live, pdf / (f * sd_safe), zero),
         vega=vega,
         decay=xp.where(live, -f * pdf * s / (2.0 * sqrt_t_safe), zero),
