@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sampling", choices=("sobol", "antithetic", "random"), help="overrides drift.sampling")
     parser.add_argument("--margin-model", choices=("risk_matrix", "span"), help="overrides margin.model of the spec")
     parser.add_argument("--json", metavar="PATH", help="write the drift distribution as JSON (DESIGN section 11)")
+    parser.add_argument("--plot", metavar="PNG", help="draw the distributions at t+h and the P&L profile to this PNG")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,6 +69,11 @@ def run(args: argparse.Namespace) -> int:
     print(format_drift(result))
     for note in result.notes:
         print(f"note: {note}")
+    if args.plot:
+        from forecaster.drift.plots import plot_drift
+
+        title = f"{args.portfolio.name}: {forecast.horizon} bars from {market.as_of:%Y-%m-%d %H:%M} UTC"
+        print(f"plot: {plot_drift(result, args.plot, title)}")
     if args.json:
         payload = {
             **result.to_json(),

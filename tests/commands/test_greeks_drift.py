@@ -132,8 +132,9 @@ def test_drift_with_a_zero_forecast_is_pure_time_decay(files, spec_path, tmp_pat
 
 def test_drift_on_the_simulated_market_uses_the_oracle(spec_path, files, tmp_path, capsys) -> None:
     got = _run(["drift", "--config", str(spec_path), "--portfolio", str(files["book"]), "--horizon", "240",
-                "--scenarios", "512", "--seed", "3"], tmp_path)  # fmt: skip
+                "--scenarios", "512", "--seed", "3", "--plot", str(tmp_path / "fan.png")], tmp_path)  # fmt: skip
     assert "the simulator's oracle" in capsys.readouterr().out
+    assert (tmp_path / "fan.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert got["forecast"].startswith("the simulator's oracle") and got["n_scenarios"] == 512
     assert set(got) >= {"horizon", "quantiles", "delta", "gamma", "vega", "pnl", "margin_initial"}
     for metric in ("delta", "gamma", "vega", "pnl", "margin_initial"):
