@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import datetime as dt
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import yaml
 
@@ -92,3 +94,43 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[dotted] = value
     return out
+
+
+def dataclass_from_mapping(cls: type, values: Mapping[str, Any], where: str, prefix: str) -> Any:
+    """Build the (nested) dataclass ``cls`` from a spec section, checking keys and value types.
+
+    Unknown keys, a number where a list is wanted, text where a number is wanted... raise :class:`ConfigError`
+    naming the spec file (``where``), the dotted key (``prefix.key``), what is allowed and what was received.
+    Missing keys keep the dataclass defaults; lists become tuples; ints are accepted for floats.
+    """
+    hints = get_type_hints(cls)
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise ConfigError(where, f"{prefix}.{unknown[0]}", f"unknown key; allowed keys: {', '.join(allowed)}")
+    return cls(**{k: _coerce(v, hints[k], where, f"{prefix}.{k}") for k, v in values.items()})
+
+
+def _coerce(value: Any, hint: Any, where: str, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, Mapping):
+            raise ConfigError(where, key, f"must be a mapping, got {value!r}")
+        return dataclass_from_mapping(hint, value, where, key)
+    if getattr(hint, "__origin__", None) is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(where, key, f"must be a list, got {value!r}")
+        return tuple(_coerce(v, hint.__args__[0], where, f"{key}[{i}]") for i, v in enumerate(value))
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(where, key, f"must be a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(where, key, f"must be an integer, got {value!r}")
+        return value
+    if hint is str:
+        if isinstance(value, dt.date):  # YAML reads an unquoted 2026-01-01 as a date: keep its text
+            return value.isoformat()
+        if not isinstance(value, str):
+            raise ConfigError(where, key, f"must be a string, got {value!r}")
+    return value

@@ -21,9 +21,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, get_type_hints
+from typing import Any
 
-from forecaster.config import Spec
+from forecaster.config import Spec, dataclass_from_mapping
 from forecaster.errors import ConfigError
 
 MODELS: tuple[str, ...] = ("risk_matrix", "span")
@@ -106,7 +106,7 @@ def margin_config_from_spec(spec: Spec | Mapping[str, Any], where: str = "<defau
 
 def margin_config_from_mapping(values: Mapping[str, Any] | None, where: str = "<defaults>") -> MarginConfig:
     """Build and validate a :class:`MarginConfig` from a ``margin`` mapping (missing keys: defaults)."""
-    config = _build(MarginConfig, dict(values or {}), where, "margin")
+    config = dataclass_from_mapping(MarginConfig, dict(values or {}), where, "margin")
     check_margin_config(config, where)
     return config
 
@@ -156,30 +156,3 @@ def _at_least(fail, prefix: str, config: Any, names: tuple[str, ...], bound: flo
     for name in names:
         if not getattr(config, name) >= bound:
             fail(f"{prefix}.{name}", f"must be >= {bound:g}, got {getattr(config, name)}")
-
-
-def _coerce(value: Any, hint: Any, where: str, key: str) -> Any:
-    if dataclasses.is_dataclass(hint):
-        if not isinstance(value, Mapping):
-            raise ConfigError(where, key, f"must be a mapping, got {value!r}")
-        return _build(hint, value, where, key)
-    if getattr(hint, "__origin__", None) is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(where, key, f"must be a list of numbers, got {value!r}")
-        return tuple(_coerce(v, hint.__args__[0], where, f"{key}[{i}]") for i, v in enumerate(value))
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(where, key, f"must be a number, got {value!r}")
-        return float(value)
-    if hint is str and not isinstance(value, str):
-        raise ConfigError(where, key, f"must be a string, got {value!r}")
-    return value
-
-
-def _build(cls: type, values: Mapping[str, Any], where: str, prefix: str) -> Any:
-    hints = get_type_hints(cls)
-    allowed = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(values) - set(allowed))
-    if unknown:
-        raise ConfigError(where, f"{prefix}.{unknown[0]}", f"unknown key; allowed keys: {', '.join(allowed)}")
-    return cls(**{k: _coerce(v, hints[k], where, f"{prefix}.{k}") for k, v in values.items()})

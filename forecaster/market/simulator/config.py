@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, get_type_hints
+from typing import Any
 
 import pandas as pd
 
+from forecaster.config import dataclass_from_mapping
 from forecaster.errors import ConfigError
 
 REGIMES: tuple[str, ...] = ("calm", "normal", "stressed")
@@ -166,43 +167,9 @@ def bar_minutes(freq: str, where: str = "<defaults>") -> int:
     return int(minutes)
 
 
-def _coerce(value: Any, hint: Any, where: str, key: str) -> Any:
-    origin = getattr(hint, "__origin__", None)
-    if dataclasses.is_dataclass(hint):
-        if not isinstance(value, Mapping):
-            raise ConfigError(where, key, f"must be a mapping, got {value!r}")
-        return _build(hint, value, where, key)
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(where, key, f"must be a list, got {value!r}")
-        inner = hint.__args__[0]
-        return tuple(_coerce(v, inner, where, f"{key}[{i}]") for i, v in enumerate(value))
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(where, key, f"must be a number, got {value!r}")
-        return float(value)
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(where, key, f"must be an integer, got {value!r}")
-        return value
-    if hint is str:
-        return str(value)
-    return value
-
-
-def _build(cls: type, values: Mapping[str, Any], where: str, prefix: str) -> Any:
-    hints = get_type_hints(cls)
-    allowed = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(values) - set(allowed))
-    if unknown:
-        raise ConfigError(where, f"{prefix}.{unknown[0]}", f"unknown key; allowed keys: {', '.join(allowed)}")
-    kwargs = {k: _coerce(v, hints[k], where, f"{prefix}.{k}") for k, v in values.items()}
-    return cls(**kwargs)
-
-
 def sim_config_from_mapping(values: Mapping[str, Any] | None, where: str = "<defaults>") -> SimConfig:
     """Build and validate a :class:`SimConfig` from a ``simulator`` mapping (missing keys: defaults)."""
-    config = _build(SimConfig, dict(values or {}), where, "simulator")
+    config = dataclass_from_mapping(SimConfig, dict(values or {}), where, "simulator")
     check_sim_config(config, where)
     return config
 
