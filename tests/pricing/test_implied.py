@@ -23,6 +23,7 @@ import mpmath as mp
 import numpy as np
 import numpy.typing as npt
 import pytest
+import QuantLib as ql  # a dev dependency: pip install -e '.[dev]'
 
 from forecaster.pricing import IVResult, black76_greeks, black76_price, black_scholes_price, implied_vol, implied_vol_bs
 from forecaster.pricing.implied import (
@@ -37,8 +38,6 @@ from forecaster.pricing.implied import (
     _y_difference,
     normalized_total_vol,
 )
-
-ql = pytest.importorskip("QuantLib", reason="QuantLib is a dev dependency: pip install -e '.[dev]'")
 
 FloatArray = npt.NDArray[np.float64]
 EPS = float(np.finfo(float).eps)
