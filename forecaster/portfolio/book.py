@@ -132,11 +132,12 @@ def book_from_portfolio(
     tau = np.array([np.nan if e is None else (e - as_of) / YEAR for e in expiry], dtype=float)
     instrument = np.array([p.instrument for p in positions], dtype=str)
     is_option = instrument == "option"
-    if np.any(is_option & ~(tau > 0)):
-        bad = int(np.flatnonzero(is_option & ~(tau > 0))[0])
+    dated = np.array([e is not None for e in expiry], dtype=bool)  # options and futures
+    if np.any(dated & ~(tau > 0)):
+        bad = int(np.flatnonzero(dated & ~(tau > 0))[0])
         raise UsageError(
-            f"position {positions[bad].id}: the option expired at {expiry[bad]}, at or before the valuation time "
-            f"{as_of}; remove it from the portfolio or value the book at an earlier --as-of"
+            f"position {positions[bad].id}: the {instrument[bad]} expired at {expiry[bad]}, at or before the "
+            f"valuation time {as_of}; remove it from the portfolio or value the book at an earlier --as-of"
         )
     strike = np.array([np.nan if p.strike is None else p.strike for p in positions], dtype=float)
     iv = np.full(len(positions), np.nan)

@@ -169,3 +169,13 @@ def test_select_and_aged(mixed_book: Book) -> None:
     np.testing.assert_array_equal(later.iv, mixed_book.iv)
     with pytest.raises(dataclasses.FrozenInstanceError):
         later.collateral = 0.0  # type: ignore[misc]
+
+
+def test_expired_future_is_a_usage_error(as_of, make_option, flat_vol) -> None:
+    expired = Position("fut", "future", "BTC", 2.0, 1.0, expiry=as_of - pd.Timedelta(hours=1))
+    portfolio = Portfolio((make_option("live", "BTC", "put", 55_000, 3, 1), expired), 0.0)
+    with pytest.raises(UsageError, match=r"position fut: the future expired at .* at or before the valuation time"):
+        book_from_portfolio(portfolio, as_of=as_of, spot=60_000.0, vols=flat_vol(0.5))
+    live = Position("fut", "future", "BTC", 2.0, 1.0, expiry=as_of + pd.Timedelta(days=30))
+    book = book_from_portfolio(Portfolio((live,), 0.0), as_of=as_of, spot=60_000.0, vols=None)
+    assert book.tau[0] == pytest.approx(30 / 365, rel=1e-12)
