@@ -110,10 +110,18 @@ class FeatureGroup(Protocol):
 
 
 def _after(frame: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
-    times = frame.index if isinstance(frame.index, pd.DatetimeIndex) else pd.to_datetime(frame["timestamp"], utc=True)
-    return frame[np.asarray(times > start)]
+    """Trades strictly after ``start``, timed as the aggregation times them (epoch µs, rounded up)."""
+    from features.flowagg import trade_times_us
+
+    return frame[trade_times_us(frame) > _epoch_us(start)]
 
 
 def _until(frame: pd.DataFrame, end: pd.Timestamp) -> pd.DataFrame:
-    times = frame.index if isinstance(frame.index, pd.DatetimeIndex) else pd.to_datetime(frame["timestamp"], utc=True)
-    return frame[np.asarray(times <= end)]
+    """Trades at or before ``end`` (epoch µs, as the aggregation times them)."""
+    from features.flowagg import trade_times_us
+
+    return frame[trade_times_us(frame) <= _epoch_us(end)]
+
+
+def _epoch_us(stamp: pd.Timestamp) -> int:
+    return pd.Timestamp(stamp).value // 1_000  # .value is always in ns

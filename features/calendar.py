@@ -29,7 +29,7 @@ class CalendarGroup:
     def compute(self, ctx: Context, windows: tuple[int, ...], params: Mapping[str, object]) -> pd.DataFrame:
         index = ctx.data.index
         hours = index.hour + index.minute / 60.0 + index.second / 3600.0  # the bar's end, UTC
-        days = index.dayofweek + hours / 24.0  # Monday 00:00 = 0
+        days = index.day_of_week + hours / 24.0  # Monday 00:00 = 0
         angle_h = 2 * np.pi * np.asarray(hours) / 24.0
         angle_d = 2 * np.pi * np.asarray(days) / 7.0
         return pd.DataFrame(

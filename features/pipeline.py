@@ -22,6 +22,7 @@ from features.base import Context, FeatureGroup, MarketData
 from features.windows import anchor_for, history_start
 from forecaster.errors import ConfigError, UsageError
 
+LAG_ROWS = 2  # bars a per-bar feature may look back beyond its window (a return, and the return before it)
 # group name -> module defining GROUP; order here is the column order of the table
 GROUP_MODULES = {
     "realized": "features.realized",
@@ -128,7 +129,11 @@ def recent_start(data: MarketData, spec: FeatureSpec, warmup: Mapping[str, int])
     longest warm-up back from the last bar, then back to the start of that bar's calendar anchor."""
     rows = max(warmup.values(), default=0)
     anchors = {anchor_for(w, data.freq) for w in spec.windows}
-    return min(history_start(data.index, rows, anchor) for anchor in anchors)
+    start = min(history_start(data.index, rows, anchor) for anchor in anchors)
+    # the anchor block's first rows need their own lagged inputs (the previous close for a return, the return
+    # before for bipower variation): keep a few bars before the anchor so they are computed as in batch
+    position = max(int(data.index.get_loc(start)) - LAG_ROWS, 0)
+    return data.index[position]
 
 
 def last_row(data: MarketData, spec: FeatureSpec) -> pd.Series:

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "simulate a market and print a summary of it (the pipeline grows with later releases)"),
     "simulate": ("simulate", "write a simulated market: bars, trades, option chain, IV index and truth"),
     "validate": ("validate", "check market-data and portfolio files against the data contracts"),
+    "features": ("features", "compute the causal feature table of a market (and, apart, its targets)"),
     "greeks": ("greeks", "a book's Greeks in quote currency by position and expiry bucket, and its margin"),
     "drift": ("drift", "the distribution of a book's Greeks, P&L and margin at t+h, and their drift from now"),
 }
