@@ -109,8 +109,11 @@ def resolve(spec: FeatureSpec, data: MarketData) -> tuple[dict[str, dict[str, in
     return run, skipped
 
 
-def build_features(data: MarketData, spec: FeatureSpec) -> FeatureTable:
-    """Compute every column of the spec's groups on ``data`` (batch)."""
+def build_features(data: MarketData, spec: FeatureSpec, *, with_fingerprint: bool = True) -> FeatureTable:
+    """Compute every column of the spec's groups on ``data`` (batch).
+
+    ``with_fingerprint=False`` skips hashing the inputs (``fingerprint`` is then empty): serving needs no cache key.
+    """
     _check_bars(data)
     run, skipped = resolve(spec, data)
     ctx = Context(data)
@@ -121,7 +124,8 @@ def build_features(data: MarketData, spec: FeatureSpec) -> FeatureTable:
     frame = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=data.index)
     warmup = {column: rows for columns in run.values() for column, rows in columns.items()}
     by_group = {name: list(columns) for name, columns in run.items()}
-    return FeatureTable(frame, list(frame.columns), warmup, by_group, skipped, fingerprint(spec, data))
+    key = fingerprint(spec, data) if with_fingerprint else ""
+    return FeatureTable(frame, list(frame.columns), warmup, by_group, skipped, key)
 
 
 def recent_start(data: MarketData, spec: FeatureSpec, warmup: Mapping[str, int]) -> pd.Timestamp:
@@ -150,7 +154,7 @@ def last_row(data: MarketData, spec: FeatureSpec) -> pd.Series:
             f"the recent window holds {len(data.index)} bars; the features need {needed + 1} "
             f"(their longest warm-up) plus the start of a calendar anchor: send more history"
         )
-    return build_features(data.tail_from(start), spec).frame.iloc[-1]
+    return build_features(data.tail_from(start), spec, with_fingerprint=False).frame.iloc[-1]
 
 
 def fingerprint(spec: FeatureSpec, data: MarketData) -> str:
