@@ -25,6 +25,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_simulate.py
+	$(BIN)/python bench/bench_revalue.py
+	$(BIN)/python bench/bench_features.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
