@@ -109,16 +109,22 @@ def resolve(spec: FeatureSpec, data: MarketData) -> tuple[dict[str, dict[str, in
     return run, skipped
 
 
-def build_features(data: MarketData, spec: FeatureSpec, *, with_fingerprint: bool = True) -> FeatureTable:
+def build_features(
+    data: MarketData, spec: FeatureSpec, *, with_fingerprint: bool = True, show_progress: bool = False
+) -> FeatureTable:
     """Compute every column of the spec's groups on ``data`` (batch).
 
     ``with_fingerprint=False`` skips hashing the inputs (``fingerprint`` is then empty): serving needs no cache key.
+    ``show_progress`` shows a bar over the groups on a terminal.
     """
+    from forecaster.progress import progress
+
     _check_bars(data)
     run, skipped = resolve(spec, data)
     ctx = Context(data)
     parts = []
-    for name, columns in run.items():
+    groups = progress(run.items(), desc="features", total=len(run), unit="group") if show_progress else run.items()
+    for name, columns in groups:
         part = group(name).compute(ctx, spec.windows, spec.params)
         parts.append(part[list(columns)])
     frame = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=data.index)

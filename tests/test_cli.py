@@ -95,7 +95,8 @@ def test_demo_prints_summary(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     for text in ("regime", "calm", "normal", "stressed", "ann vol", "trades per day", "option chain", "validated"):
         assert text in out
-    # then the book: Greeks, margin and drift; the book file it wrote is a valid portfolio
+    # then the features (written beside the market) and the book: Greeks, margin and drift
+    assert "features: 1,440 bars ×" in out and (tmp_path / "demo" / "features.parquet").is_file()
     for text in ("short-straddle book", "short-call", "margin (risk_matrix): initial", "its drift over 1440 bars"):
         assert text in out
     for metric in ("delta", "gamma", "vega", "pnl", "margin_initial"):

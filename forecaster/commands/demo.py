@@ -44,13 +44,15 @@ def run(args: argparse.Namespace) -> int:
     level = market_log.level
     market_log.setLevel(logging.WARNING)  # the loaders' unit notes are for users' own files, not the demo's
     try:
-        checked = [f"{name} {len(loaders[name][0](path).data):,} rows" for name, path in written.items()]
+        loaded = {name: loaders[name][0](path).data for name, path in written.items()}
     finally:
         market_log.setLevel(level)
+    checked = [f"{name} {len(frame):,} rows" for name, frame in loaded.items()]
     print(f"\nwritten to {args.out}/ and validated against the data contracts: " + ", ".join(checked))
     prog = "forecaster" if shutil.which("forecaster") else os.path.relpath(sys.argv[0])
     flags = " ".join(f"{loaders[name][1]} {path}" for name, path in written.items())
     print(f"look closer: {prog} validate {flags}")
+    _features(loaded, config, args, prog)
     if "options_chain" in written:
         quiet = [logging.getLogger(name) for name in ("forecaster.market", "forecaster.config")]
         levels = [logger.level for logger in quiet]
@@ -62,6 +64,33 @@ def run(args: argparse.Namespace) -> int:
             for logger, old in zip(quiet, levels, strict=True):
                 logger.setLevel(old)
     return 0
+
+
+def _features(loaded: dict, config, args: argparse.Namespace, prog: str) -> None:
+    """The market's feature table (the spec's groups and windows), written beside the market files."""
+    import time
+
+    from features.market import market_data
+    from features.pipeline import build_features, feature_spec_from_spec
+    from forecaster.commands.features import format_table_summary
+    from forecaster.config import load_spec
+
+    config_log = logging.getLogger("forecaster.config")
+    level = config_log.level
+    config_log.setLevel(logging.WARNING)  # the demo says which spec it runs already
+    try:
+        spec = load_spec(args.config)
+    finally:
+        config_log.setLevel(level)
+    data = market_data(loaded["bars"], freq=config.freq, trades=loaded.get("trades"), iv=loaded.get("iv_index"))
+    started = time.perf_counter()
+    table = build_features(data, feature_spec_from_spec(spec.values, where=spec.path), show_progress=True)
+    out = f"{args.out}/features.parquet"
+    table.frame.to_parquet(out)
+    print("\nfeatures: " + format_table_summary(table, data, time.perf_counter() - started, out))
+    inputs = {"bars": "--bars", "trades": "--trades", "iv_index": "--iv-index"}
+    flags = " ".join(f"{flag} {args.out}/{name}.{args.format}" for name, flag in inputs.items() if name in loaded)
+    print(f"look closer: {prog} features {flags} --out features.parquet --json features.json")
 
 
 def _book_at_the_end(market, chain_path: str, args: argparse.Namespace, prog: str) -> None:

@@ -50,10 +50,10 @@ def run(args: argparse.Namespace) -> int:
     fspec = feature_spec_from_spec(spec.values, where=spec.path)
     data = _market(args, spec)
     started = time.perf_counter()
-    table = build_features(data, fspec)
+    table = build_features(data, fspec, show_progress=True)
     elapsed = time.perf_counter() - started
     _write(table.frame, args.out)
-    print(_summary(table, data, elapsed, args.out))
+    print(format_table_summary(table, data, elapsed, args.out))
     if args.targets is not None:
         from features.targets import make_targets
 
@@ -106,7 +106,7 @@ def _simulated(spec: Spec, days: float):
     return market_data(sim.bars, freq=config.freq, annualization_days=days, trades=trades, iv=iv)
 
 
-def _summary(table, data, elapsed: float, out: Path) -> str:
+def format_table_summary(table, data, elapsed: float, out: Path | str) -> str:
     rows = len(table.frame)
     lines = [
         f"{rows:,} bars × {len(table.names)} features in {elapsed:.2f} s ({rows / max(elapsed, 1e-9):,.0f} bars/s)"
