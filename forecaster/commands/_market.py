@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forecaster.commands._simulation import quiet_logs
 from forecaster.config import Spec, load_spec
 from forecaster.errors import UsageError
 
@@ -88,17 +89,11 @@ def _simulated(args: argparse.Namespace, spec: Spec, as_of: pd.Timestamp | None)
 
     config = sim_config_from_spec(spec.values, where=spec.path)
     print(f"no market data given: simulating the spec's market ({config.days:g} days, seed {config.seed})...")
-    quiet = logging.getLogger("forecaster.market")
-    level = quiet.level
-    quiet.setLevel(logging.WARNING)  # the loaders' unit notes are about users' files, not the simulator's
-    try:
-        with tempfile.TemporaryDirectory(prefix="forecaster-sim-") as tmp:
-            sim = simulate(config, out_dir=tmp, with_trades=False)
-            chain = md.load_options_chain(sim.files["options_chain"]).data
-            iv_index = md.load_iv_index(sim.files["iv_index"]).data
-            bars = md.load_bars(sim.files["bars"]).data
-    finally:
-        quiet.setLevel(level)
+    with quiet_logs("forecaster.market"), tempfile.TemporaryDirectory(prefix="forecaster-sim-") as tmp:
+        sim = simulate(config, out_dir=tmp, with_trades=False)
+        chain = md.load_options_chain(sim.files["options_chain"]).data
+        iv_index = md.load_iv_index(sim.files["iv_index"]).data
+        bars = md.load_bars(sim.files["bars"]).data
     return _assemble(args, spec, as_of, chain, iv_index, bars, truth=sim.truth, origin="simulated")
 
 

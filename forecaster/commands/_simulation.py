@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from forecaster.config import load_spec
@@ -76,3 +79,18 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"{ch['expiries_per_snapshot']:.1f} expiries per snapshot"
         )
     return "\n".join(lines)
+
+
+@contextmanager
+def quiet_logs(*names: str) -> Iterator[None]:
+    """Raise the given loggers to WARNING for the block: the loaders' unit notes and the spec's path are for
+    users' own files, not for data the command just simulated itself."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)

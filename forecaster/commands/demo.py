@@ -9,12 +9,11 @@ product: later releases run features, models and policy on the same market.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shutil
 import sys
 
-from forecaster.commands._simulation import add_simulator_arguments, format_summary, resolve_sim_config
+from forecaster.commands._simulation import add_simulator_arguments, format_summary, quiet_logs, resolve_sim_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,13 +39,8 @@ def run(args: argparse.Namespace) -> int:
         "options_chain": (md.load_options_chain, "--options"),
     }
     written = {name: path for name, path in market.files.items() if name in loaders}
-    market_log = logging.getLogger("forecaster.market")
-    level = market_log.level
-    market_log.setLevel(logging.WARNING)  # the loaders' unit notes are for users' own files, not the demo's
-    try:
+    with quiet_logs("forecaster.market"):
         loaded = {name: loaders[name][0](path).data for name, path in written.items()}
-    finally:
-        market_log.setLevel(level)
     checked = [f"{name} {len(frame):,} rows" for name, frame in loaded.items()]
     print(f"\nwritten to {args.out}/ and validated against the data contracts: " + ", ".join(checked))
     prog = "forecaster" if shutil.which("forecaster") else os.path.relpath(sys.argv[0])
@@ -54,15 +48,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"look closer: {prog} validate {flags}")
     _features(loaded, config, args, prog)
     if "options_chain" in written:
-        quiet = [logging.getLogger(name) for name in ("forecaster.market", "forecaster.config")]
-        levels = [logger.level for logger in quiet]
-        for logger in quiet:
-            logger.setLevel(logging.WARNING)
-        try:
+        with quiet_logs("forecaster.market", "forecaster.config"):
             _book_at_the_end(market, written["options_chain"], args, prog)
-        finally:
-            for logger, old in zip(quiet, levels, strict=True):
-                logger.setLevel(old)
     return 0
 
 
@@ -75,13 +62,8 @@ def _features(loaded: dict, config, args: argparse.Namespace, prog: str) -> None
     from forecaster.commands.features import format_table_summary
     from forecaster.config import load_spec
 
-    config_log = logging.getLogger("forecaster.config")
-    level = config_log.level
-    config_log.setLevel(logging.WARNING)  # the demo says which spec it runs already
-    try:
+    with quiet_logs("forecaster.config"):  # the demo says which spec it runs already
         spec = load_spec(args.config)
-    finally:
-        config_log.setLevel(level)
     data = market_data(loaded["bars"], freq=config.freq, trades=loaded.get("trades"), iv=loaded.get("iv_index"))
     started = time.perf_counter()
     table = build_features(data, feature_spec_from_spec(spec.values, where=spec.path), show_progress=True)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from forecaster.commands._simulation import parse_horizons
+from forecaster.commands._simulation import parse_horizons, quiet_logs
 from forecaster.config import Spec, load_spec
 from forecaster.errors import UsageError
 
@@ -93,16 +93,10 @@ def _simulated(spec: Spec, days: float):
 
     config = sim_config_from_spec(spec.values, where=spec.path)
     print(f"no market data given: simulating the spec's market ({config.days:g} days, seed {config.seed})...")
-    quiet = logging.getLogger("forecaster.market")
-    level = quiet.level
-    quiet.setLevel(logging.WARNING)  # the loaders' unit notes are about users' files, not the simulator's
-    try:
-        with tempfile.TemporaryDirectory(prefix="forecaster-sim-") as tmp:
-            sim = simulate(config, out_dir=tmp, with_chain=False)
-            trades = md.load_trades(sim.files["trades"]).data
-            iv = md.load_iv_index(sim.files["iv_index"]).data
-    finally:
-        quiet.setLevel(level)
+    with quiet_logs("forecaster.market"), tempfile.TemporaryDirectory(prefix="forecaster-sim-") as tmp:
+        sim = simulate(config, out_dir=tmp, with_chain=False)
+        trades = md.load_trades(sim.files["trades"]).data
+        iv = md.load_iv_index(sim.files["iv_index"]).data
     return market_data(sim.bars, freq=config.freq, annualization_days=days, trades=trades, iv=iv)
 
 
