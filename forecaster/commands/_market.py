@@ -141,15 +141,20 @@ def _spot(
     if args.spot is not None:
         return float(args.spot), "--spot"
     if snapshot is not None:
-        # the nearest expiry's underlying price: Deribit's per-expiry forwards converge to the index there
-        nearest = snapshot.loc[snapshot["expiration"] == snapshot["expiration"].min(), "underlying_price"]
-        return float(nearest.median()), f"underlying price of the nearest expiry in the chain at {snapshot.index[-1]}"
+        return chain_spot(snapshot), f"underlying price of the nearest expiry in the chain at {snapshot.index[-1]}"
     if bars is not None:
         before = bars.loc[:as_of]
         if before.empty:
             raise UsageError(f"{args.bars}: no bar at or before {as_of}; pick a later --as-of")
         return float(before["close"].iloc[-1]), f"close of the bar at {before.index[-1]}"
     raise UsageError("no spot price: pass --spot, or --options / --bars to read it from the market")
+
+
+def chain_spot(snapshot: pd.DataFrame) -> float:
+    """The spot of a chain snapshot: its nearest expiry's underlying price, where Deribit's per-expiry forwards
+    converge to the index."""
+    nearest = snapshot.loc[snapshot["expiration"] == snapshot["expiration"].min(), "underlying_price"]
+    return float(nearest.median())
 
 
 def load_book(args: argparse.Namespace, market: Market):

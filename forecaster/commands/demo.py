@@ -12,8 +12,12 @@ import argparse
 import os
 import shutil
 import sys
+from typing import TYPE_CHECKING
 
 from forecaster.commands._simulation import add_simulator_arguments, format_summary, quiet_logs, resolve_sim_config
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     _features(loaded, config, args, prog)
     if "options_chain" in written:
         with quiet_logs("forecaster.market", "forecaster.config"):
-            _book_at_the_end(market, written["options_chain"], args, prog)
+            _book_at_the_end(market, loaded["options_chain"], written["options_chain"], args, prog)
     return 0
 
 
@@ -75,12 +79,13 @@ def _features(loaded: dict, config, args: argparse.Namespace, prog: str) -> None
     print(f"look closer: {prog} features {flags} --out features.parquet --json features.json")
 
 
-def _book_at_the_end(market, chain_path: str, args: argparse.Namespace, prog: str) -> None:
+def _book_at_the_end(market, chain: pd.DataFrame, chain_path: str, args: argparse.Namespace, prog: str) -> None:
     """Value a short-vol book at the market's last snapshot, then its drift over the longest horizon."""
     import numpy as np
     import pandas as pd
     import yaml
 
+    from forecaster.commands._market import chain_spot
     from forecaster.commands.drift import format_drift
     from forecaster.commands.greeks import format_margin, format_positions, format_totals
     from forecaster.config import load_spec
@@ -88,15 +93,14 @@ def _book_at_the_end(market, chain_path: str, args: argparse.Namespace, prog: st
     from forecaster.drift.config import drift_config_from_spec
     from forecaster.drift.sources import forecast_from_truth
     from forecaster.margin import margin_config_from_spec, portfolio_margin
-    from forecaster.market import load_options_chain, load_portfolio
+    from forecaster.market import load_portfolio
     from forecaster.portfolio import book_from_portfolio, position_greeks, total_greeks
     from forecaster.pricing.surface import surface_from_chain
 
     spec = load_spec(args.config)
-    chain = load_options_chain(chain_path).data
     as_of = chain.index[-1]
     snapshot = chain.loc[chain.index == as_of]
-    spot = float(snapshot.loc[snapshot["expiration"] == snapshot["expiration"].min(), "underlying_price"].median())
+    spot = chain_spot(snapshot)
     expiries = pd.DatetimeIndex(sorted(snapshot["expiration"].unique()))
     days = (expiries - as_of) / pd.Timedelta(days=1)
     front = expiries[int(np.argmin(np.abs(days - 30)))]  # the expiry nearest a month out
