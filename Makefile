@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_simulate.py
 	$(BIN)/python bench/bench_revalue.py
 	$(BIN)/python bench/bench_features.py
+	$(BIN)/python bench/bench_chain_features.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

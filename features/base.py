@@ -43,7 +43,8 @@ class MarketData:
     chain: pd.DataFrame | None = None
 
     def has(self, name: str) -> bool:
-        return name == "bars" or getattr(self, name) is not None
+        """Whether the input ``name`` is present; ``"a|b"``: whether any of them is."""
+        return any(one == "bars" or getattr(self, one) is not None for one in name.split("|"))
 
     @property
     def index(self) -> pd.DatetimeIndex:
@@ -93,7 +94,8 @@ class Context:
 
 
 class FeatureGroup(Protocol):
-    """One group of features. ``needs``: inputs from :data:`INPUTS` it cannot work without."""
+    """One group of features. ``needs``: inputs from :data:`INPUTS` it cannot work without; an entry such as
+    ``"iv|chain"`` is met by any one of them."""
 
     name: str
     needs: tuple[str, ...]

@@ -20,8 +20,21 @@ inputs could fill them, and the pipeline's rule "no NaN after the warm-up" then 
 prints (NaN) inside the IV index are not observations: the as-of value carries over them, so no NaN appears after
 the lead. The lead depends on where the IV index starts, never on its values.
 
-The option-chain branch (ATM IV at fixed tenors, term slope, 25Δ risk reversal and butterfly) is a separate
-pair of column and compute functions joined in :class:`ImpliedGroup` when it lands; nothing here stands for it.
+From an option chain (``chain`` input, snapshots as :func:`forecaster.market.load_options_chain` gives them), with
+T in ``chain_tenors_days`` (spec ``features:`` key, default 7, 30, 90 days) and the light smile of every snapshot of
+:mod:`features.chain` (ATM IV, 25-delta risk reversal and butterfly per expiry; linear in tau between expiries):
+
+- ``chain_atm_iv_Td``: ATM IV at tenor T days (decimal), ``chain_rr25_Td`` and ``chain_bf25_Td``: the 25-delta risk
+  reversal and butterfly at T (vol, decimal), each from the last snapshot at or before the bar's end.
+- ``chain_term_slope_T1d_TNd``: ATM IV at the longest tenor minus at the shortest (> 0 in contango; it inverts in
+  stress). Only with two or more tenors.
+- ``<level>_chg_W``: each of those levels at t minus at t − W bars.
+- ``chain_vrp_W``: ATM total implied variance at the tenor of W bars (``σ_ATM(T)² · T``, T = W · bar years) minus the
+  realized variance of the W bars just past: the chain's own matched-window variance risk premium.
+
+Snapshots without a usable quote are not observations: the last usable one carries over them. The lead is the
+number of bars before the first usable snapshot; warm-ups: lead for the levels, lead + W for ``_chg_W``,
+max(lead, W) for ``chain_vrp_W``. With both inputs, the index columns come first, then the chain columns.
 
 Shapes: every array is (n,), one value per bar, in time order.
 """
@@ -35,6 +48,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from features.base import Context, MarketData
+from features.chain import fit_smiles, usable_rows
 from features.windows import window_sum
 from forecaster.errors import UsageError
 from forecaster.market import align_iv_to_bars
@@ -42,6 +56,7 @@ from forecaster.market import align_iv_to_bars
 FloatArray = npt.NDArray[np.float64]
 
 DEFAULT_PERCENTILE_DAYS = 30
+DEFAULT_CHAIN_TENORS_DAYS = (7, 30, 90)
 _DAY = pd.Timedelta(days=1)
 
 
@@ -127,13 +142,112 @@ def variance_risk_premium(
 
 class ImpliedGroup:
     name = "implied"
-    needs: tuple[str, ...] = ("iv",)
+    needs: tuple[str, ...] = ("iv|chain",)
 
     def columns(self, windows: tuple[int, ...], params: Mapping[str, object], data: MarketData) -> dict[str, int]:
-        return _index_columns(windows, params, data, iv_lead(aligned_iv(data)))
+        columns = {}
+        if data.iv is not None:
+            columns |= _index_columns(windows, params, data, iv_lead(aligned_iv(data)))
+        if data.chain is not None:
+            columns |= _chain_columns(windows, params, chain_lead(data))
+        return columns
 
     def compute(self, ctx: Context, windows: tuple[int, ...], params: Mapping[str, object]) -> pd.DataFrame:
-        return _index_features(ctx, windows, params)
+        parts = []
+        if ctx.data.iv is not None:
+            parts.append(_index_features(ctx, windows, params))
+        if ctx.data.chain is not None:
+            parts.append(_chain_features(ctx, windows, params))
+        return pd.concat(parts, axis=1)
+
+
+def chain_tenors(params: Mapping[str, object]) -> tuple[float, ...]:
+    """``chain_tenors_days`` from the spec's ``features:`` section (default 7, 30, 90), checked."""
+    tenors = params.get("chain_tenors_days", DEFAULT_CHAIN_TENORS_DAYS)
+    values = list(tenors) if isinstance(tenors, list | tuple) else None
+    ok = values is not None and len(values) > 0
+    ok = ok and all(not isinstance(t, bool) and isinstance(t, int | float) and 0 < t < 10_000 for t in values)
+    ok = ok and all(a < b for a, b in zip(values, values[1:]))
+    if not ok:
+        raise UsageError(
+            "features.chain_tenors_days must be a list of increasing tenors in days, each > 0 "
+            f"(e.g. [7, 30, 90]); got {tenors!r}"
+        )
+    return tuple(float(t) for t in values)
+
+
+def _tenor_label(days: float) -> str:
+    return f"{days:g}d"
+
+
+def chain_lead(data: MarketData) -> int:
+    """Bars that end before the chain's first usable snapshot (all bars when it has none)."""
+    chain = data.chain
+    usable = usable_rows(chain) if chain is not None and len(chain) else np.zeros(0, dtype=bool)
+    if not usable.any():
+        return len(data.index)
+    first = chain.index[usable].min()
+    return int(np.searchsorted(data.index.as_unit("ns").asi8, first.as_unit("ns").value, side="left"))
+
+
+def _chain_levels(tenors: tuple[float, ...]) -> list[str]:
+    names = [f"chain_atm_iv_{_tenor_label(t)}" for t in tenors]
+    if len(tenors) > 1:
+        names.append(f"chain_term_slope_{_tenor_label(tenors[0])}_{_tenor_label(tenors[-1])}")
+    names += [f"chain_rr25_{_tenor_label(t)}" for t in tenors]
+    names += [f"chain_bf25_{_tenor_label(t)}" for t in tenors]
+    return names
+
+
+def _chain_columns(windows: tuple[int, ...], params: Mapping[str, object], lead: int) -> dict[str, int]:
+    """The option-chain columns in order, each with its warm-up."""
+    levels = _chain_levels(chain_tenors(params))
+    columns = dict.fromkeys(levels, lead)
+    columns |= {f"{name}_chg_{w}": lead + w for name in levels for w in windows}
+    columns |= {f"chain_vrp_{w}": max(lead, w) for w in windows}
+    return columns
+
+
+def _chain_features(ctx: Context, windows: tuple[int, ...], params: Mapping[str, object]) -> pd.DataFrame:
+    data = ctx.data
+    tenors = chain_tenors(params)
+    chain = _relevant_snapshots(data)
+    smiles = fit_smiles(chain)
+    years = [t / 365.0 for t in tenors]  # tenor days are calendar days, as the chain's tau
+    per_snapshot = {f"chain_atm_iv_{_tenor_label(t)}": smiles.atm_iv(y) for t, y in zip(tenors, years)}
+    if len(tenors) > 1:
+        slope = per_snapshot[f"chain_atm_iv_{_tenor_label(tenors[-1])}"] - per_snapshot[
+            f"chain_atm_iv_{_tenor_label(tenors[0])}"
+        ]
+        per_snapshot[f"chain_term_slope_{_tenor_label(tenors[0])}_{_tenor_label(tenors[-1])}"] = slope
+    per_snapshot |= {f"chain_rr25_{_tenor_label(t)}": smiles.at_tenor(smiles.rr25, y) for t, y in zip(tenors, years)}
+    per_snapshot |= {f"chain_bf25_{_tenor_label(t)}": smiles.at_tenor(smiles.bf25, y) for t, y in zip(tenors, years)}
+    # the matched VRP: the ATM total variance at the tenor of W bars, W · bar_years (as the index's iv² · W · bar_years)
+    per_snapshot |= {f"_w_{w}": smiles.atm_total_variance(w * data.bar_years) for w in windows}
+    at = np.searchsorted(smiles.snapshots.as_unit("ns").asi8, data.index.as_unit("ns").asi8, side="right") - 1
+    known = at >= 0
+    out: dict[str, FloatArray] = {}
+    for name, values in per_snapshot.items():
+        out[name] = np.where(known, values[np.maximum(at, 0)] if len(values) else np.nan, np.nan)
+    levels = _chain_levels(tenors)
+    out |= {f"{name}_chg_{w}": iv_change(out[name], w) for name in levels for w in windows}
+    for w in windows:
+        realized = window_sum(ctx.log_return * ctx.log_return, w, ctx.blocks(w))
+        out[f"chain_vrp_{w}"] = out.pop(f"_w_{w}") - realized
+    return pd.DataFrame(out, index=data.index)[list(_chain_columns(windows, params, 0))]
+
+
+def _relevant_snapshots(data: MarketData) -> pd.DataFrame:
+    """The chain from the last usable snapshot at or before the first bar on (every snapshot a bar can see).
+
+    Each snapshot's values depend on its own rows only, so leaving earlier ones out changes no value: serving
+    from a recent window fits a few snapshots, not the whole history."""
+    chain = data.chain
+    usable = usable_rows(chain)
+    stamps = chain.index[usable]
+    before = stamps[stamps <= data.index[0]] if len(data.index) else stamps[:0]
+    start = before.max() if len(before) else None
+    return chain.loc[usable] if start is None else chain.loc[usable & (chain.index >= start)]
 
 
 def _index_columns(

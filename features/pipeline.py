@@ -67,7 +67,24 @@ def feature_spec_from_spec(spec_values: Mapping[str, Any], *, where: str = "<spe
     ):
         raise ConfigError(where, "features.windows", f"must be increasing bar counts ≥ 1; got {windows!r}")
     ordered = tuple(g for g in GROUP_MODULES if g in groups)  # stable order whatever the spec's order
+    _check_params(section, where)
     return FeatureSpec(ordered, tuple(int(w) for w in windows), section)
+
+
+def _check_params(params: Mapping[str, Any], where: str) -> None:
+    """The groups' settings: known keys only, each value checked by the group that reads it."""
+    from features.implied import chain_tenors, percentile_days
+
+    checks = {"iv_percentile_days": percentile_days, "chain_tenors_days": chain_tenors}
+    for key in params:
+        if key not in checks:
+            raise ConfigError(
+                where, f"features.{key}", f"unknown key; the features section takes groups, windows, {', '.join(checks)}"
+            )
+        try:
+            checks[key](params)
+        except UsageError as error:
+            raise ConfigError(where, f"features.{key}", str(error)) from None
 
 
 def group(name: str) -> FeatureGroup:
@@ -99,7 +116,7 @@ def resolve(spec: FeatureSpec, data: MarketData) -> tuple[dict[str, dict[str, in
         g = group(name)
         missing = [need for need in g.needs if not data.has(need)]
         if missing:
-            skipped[name] = f"no {', '.join(missing)} input"
+            skipped[name] = f"no {', '.join(m.replace('|', ' or ') for m in missing)} input"
             continue
         columns = g.columns(spec.windows, spec.params, data)
         if not columns:

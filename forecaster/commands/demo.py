@@ -68,13 +68,19 @@ def _features(loaded: dict, config, args: argparse.Namespace, prog: str) -> None
 
     with quiet_logs("forecaster.config"):  # the demo says which spec it runs already
         spec = load_spec(args.config)
-    data = market_data(loaded["bars"], freq=config.freq, trades=loaded.get("trades"), iv=loaded.get("iv_index"))
+    data = market_data(
+        loaded["bars"],
+        freq=config.freq,
+        trades=loaded.get("trades"),
+        iv=loaded.get("iv_index"),
+        chain=loaded.get("options_chain"),
+    )
     started = time.perf_counter()
     table = build_features(data, feature_spec_from_spec(spec.values, where=spec.path), show_progress=True)
     out = f"{args.out}/features.parquet"
     table.frame.to_parquet(out)
     print("\nfeatures: " + format_table_summary(table, data, time.perf_counter() - started, out))
-    inputs = {"bars": "--bars", "trades": "--trades", "iv_index": "--iv-index"}
+    inputs = {"bars": "--bars", "trades": "--trades", "iv_index": "--iv-index", "options_chain": "--options"}
     flags = " ".join(f"{flag} {args.out}/{name}.{args.format}" for name, flag in inputs.items() if name in loaded)
     print(f"look closer: {prog} features {flags} --out features.parquet --json features.json")
 

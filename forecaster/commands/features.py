@@ -28,7 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--trades", type=Path, metavar="FILE", help="trades (Tardis columns): order-flow features")
     data.add_argument("--iv-index", type=Path, metavar="FILE", help="implied-vol index: implied features")
     data.add_argument(
-        "--iv-units", choices=("pct", "dec", "auto"), help="units of the IV index (overrides data.iv_units)"
+        "--options", type=Path, metavar="FILE", help="option chain (Tardis options_chain): ATM IV, skew, term"
+    )
+    data.add_argument(
+        "--iv-units",
+        choices=("pct", "dec", "auto"),
+        help="units of the IV index and the chain's IVs (overrides data.iv_units)",
     )
     data.add_argument("--freq", help="bar length such as 1min or 1D (overrides data.freq; default inferred)")
     data.add_argument(
@@ -75,14 +80,21 @@ def _market(args: argparse.Namespace, spec: Spec):
     days = float(spec.get("data.annualization_days", 365))
     iv_units = args.iv_units or spec.get("data.iv_units", "auto")
     if args.bars is None:
-        if args.trades is not None or args.iv_index is not None:
-            raise UsageError("--trades and --iv-index need --bars: the features are computed per bar")
+        if args.trades is not None or args.iv_index is not None or args.options is not None:
+            raise UsageError("--trades, --iv-index and --options need --bars: the features are computed per bar")
         return _simulated(spec, days)
     bars = md.load_bars(args.bars).data
     trades = md.load_trades(args.trades).data if args.trades else None
     iv = md.load_iv_index(args.iv_index, iv_units=iv_units).data if args.iv_index else None
+    chain = md.load_options_chain(args.options, iv_units=iv_units).data if args.options else None
     return market_data(
-        bars, freq=freq if args.freq else None, annualization_days=days, bar_label=label, trades=trades, iv=iv
+        bars,
+        freq=freq if args.freq else None,
+        annualization_days=days,
+        bar_label=label,
+        trades=trades,
+        iv=iv,
+        chain=chain,
     )
 
 
@@ -94,10 +106,11 @@ def _simulated(spec: Spec, days: float):
     config = sim_config_from_spec(spec.values, where=spec.path)
     print(f"no market data given: simulating the spec's market ({config.days:g} days, seed {config.seed})...")
     with quiet_logs("forecaster.market"), tempfile.TemporaryDirectory(prefix="forecaster-sim-") as tmp:
-        sim = simulate(config, out_dir=tmp, with_chain=False)
+        sim = simulate(config, out_dir=tmp)
         trades = md.load_trades(sim.files["trades"]).data
         iv = md.load_iv_index(sim.files["iv_index"]).data
-    return market_data(sim.bars, freq=config.freq, annualization_days=days, trades=trades, iv=iv)
+        chain = md.load_options_chain(sim.files["options_chain"]).data
+    return market_data(sim.bars, freq=config.freq, annualization_days=days, trades=trades, iv=iv, chain=chain)
 
 
 def format_table_summary(table, data, elapsed: float, out: Path | str) -> str:

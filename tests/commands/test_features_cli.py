@@ -26,7 +26,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     values["features"]["iv_percentile_days"] = 1
     spec = root / "small.yaml"
     spec.write_text(yaml.safe_dump(values))
-    assert cli.main(["simulate", "--config", str(spec), "--out", str(root / "sim"), "--no-chain"]) == 0
+    assert cli.main(["simulate", "--config", str(spec), "--out", str(root / "sim")]) == 0
     return {"spec": spec, "sim": root / "sim", "root": root}
 
 
@@ -34,7 +34,8 @@ def test_files_in_features_and_targets_out(small, tmp_path, capsys) -> None:
     sim = small["sim"]
     out, targets, summary = tmp_path / "f.parquet", tmp_path / "t.csv", tmp_path / "s.json"
     args = ["features", "--config", str(small["spec"]), "--bars", str(sim / "bars.parquet"), "--trades",
-            str(sim / "trades.parquet"), "--iv-index", str(sim / "iv_index.parquet"), "--out", str(out),
+            str(sim / "trades.parquet"), "--iv-index", str(sim / "iv_index.parquet"), "--options",
+            str(sim / "options_chain.parquet"), "--out", str(out),
             "--targets", str(targets), "--json", str(summary)]  # fmt: skip
     assert cli.main(args) == 0
     printed = capsys.readouterr().out
@@ -44,6 +45,7 @@ def test_files_in_features_and_targets_out(small, tmp_path, capsys) -> None:
     assert list(frame.columns) == info["columns"] and len(frame) == info["rows"] == 3 * 1440
     assert set(info["groups"]) == {"realized", "implied", "volume", "flow", "calendar"} and info["skipped"] == {}
     assert not any(c.startswith(("rv_h", "div_h")) for c in frame.columns)  # no target among the features
+    assert {"iv", "chain_atm_iv_30d", "chain_rr25_30d", "chain_vrp_240"} <= set(info["groups"]["implied"])
     after = frame.iloc[max(info["warmup"].values()) :]
     assert len(after) > 0 and not after.isna().any().any()
     t = pd.read_csv(targets, index_col=0)
@@ -58,7 +60,7 @@ def test_bars_alone_skip_the_groups_that_need_more(small, tmp_path, capsys) -> N
     assert cli.main(args) == 0
     assert "flow      skipped: no trades input" in capsys.readouterr().out
     info = json.loads(summary.read_text())
-    assert info["skipped"] == {"implied": "no iv input", "flow": "no trades input"}
+    assert info["skipped"] == {"implied": "no iv or chain input", "flow": "no trades input"}
     assert set(info["groups"]) == {"realized", "volume", "calendar"}
 
 
@@ -82,7 +84,7 @@ def test_real_nasdaq_daily_has_no_nan_after_the_warmup(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--trades", "x.parquet", "--out", "f.parquet"], "--trades and --iv-index need --bars"),
+        (["--trades", "x.parquet", "--out", "f.parquet"], "--trades, --iv-index and --options need --bars"),
         (["--out", "f.txt"], "--out must name a .parquet or .csv file"),
     ],
 )

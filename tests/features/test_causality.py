@@ -16,7 +16,7 @@ import pytest
 from features.base import Context, MarketData
 from features.market import market_data
 from features.pipeline import GROUP_MODULES, FeatureSpec, build_features, last_row, recent_start
-from forecaster.market import load_iv_index, load_trades
+from forecaster.market import load_iv_index, load_options_chain, load_trades
 from forecaster.market.simulator import SimConfig, simulate
 
 WINDOWS = (5, 60, 1440)
@@ -26,12 +26,14 @@ CUTS = 50
 
 @pytest.fixture(scope="module")
 def market(tmp_path_factory: pytest.TempPathFactory) -> MarketData:
-    """Three simulated days of 1-minute bars with trades and the IV index, read back through the loaders."""
+    """Three simulated days of 1-minute bars with trades, the IV index and the hourly option chain, read back
+    through the loaders."""
     out = tmp_path_factory.mktemp("sim")
-    sim = simulate(SimConfig(days=3, seed=5), out_dir=out, with_chain=False)
+    sim = simulate(SimConfig(days=3, seed=5), out_dir=out)
     trades = load_trades(sim.files["trades"]).data
     iv = load_iv_index(sim.files["iv_index"]).data
-    return market_data(sim.bars, freq="1min", trades=trades, iv=iv)
+    chain = load_options_chain(sim.files["options_chain"]).data
+    return market_data(sim.bars, freq="1min", trades=trades, iv=iv, chain=chain)
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +66,7 @@ def test_every_group_ran(market: MarketData, full: pd.DataFrame) -> None:
     table = build_features(market, SPEC)
     assert list(table.groups) == list(GROUP_MODULES) and table.skipped == {}
     assert len(full.columns) == len(set(full.columns)) > 30
+    assert any(c.startswith("chain_") for c in full.columns) and "iv" in full.columns
 
 
 def test_truncating_the_future_changes_no_past_row(market: MarketData, full: pd.DataFrame) -> None:

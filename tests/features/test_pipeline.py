@@ -38,6 +38,9 @@ def test_groups_resolve_in_a_stable_order_whatever_the_spec_order() -> None:
         ({"windows": [60, 5]}, "features.windows"),
         ({"windows": [0, 5]}, "features.windows"),
         ({"windows": "60"}, "features.windows"),
+        ({"iv_percentile_days": 0}, "features.iv_percentile_days"),
+        ({"chain_tenors_days": [30, 7]}, "features.chain_tenors_days"),
+        ({"chain_tenor_days": [7]}, "features.chain_tenor_days"),
     ],
 )
 def test_bad_feature_sections_are_config_errors(section: dict, key: str) -> None:
