@@ -42,6 +42,7 @@ Shapes: every array is (n,), one value per bar, in time order.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -167,7 +168,7 @@ def chain_tenors(params: Mapping[str, object]) -> tuple[float, ...]:
     values = list(tenors) if isinstance(tenors, list | tuple) else None
     ok = values is not None and len(values) > 0
     ok = ok and all(not isinstance(t, bool) and isinstance(t, int | float) and 0 < t < 10_000 for t in values)
-    ok = ok and all(a < b for a, b in zip(values, values[1:]))
+    ok = ok and all(a < b for a, b in pairwise(values))
     if not ok:
         raise UsageError(
             "features.chain_tenors_days must be a list of increasing tenors in days, each > 0 "
@@ -214,27 +215,39 @@ def _chain_features(ctx: Context, windows: tuple[int, ...], params: Mapping[str,
     chain = _relevant_snapshots(data)
     smiles = fit_smiles(chain)
     years = [t / 365.0 for t in tenors]  # tenor days are calendar days, as the chain's tau
-    per_snapshot = {f"chain_atm_iv_{_tenor_label(t)}": smiles.atm_iv(y) for t, y in zip(tenors, years)}
+    labels = [_tenor_label(t) for t in tenors]
+    per_snapshot = {f"chain_atm_iv_{lab}": smiles.atm_iv(y) for lab, y in zip(labels, years, strict=True)}
     if len(tenors) > 1:
-        slope = per_snapshot[f"chain_atm_iv_{_tenor_label(tenors[-1])}"] - per_snapshot[
-            f"chain_atm_iv_{_tenor_label(tenors[0])}"
-        ]
-        per_snapshot[f"chain_term_slope_{_tenor_label(tenors[0])}_{_tenor_label(tenors[-1])}"] = slope
-    per_snapshot |= {f"chain_rr25_{_tenor_label(t)}": smiles.at_tenor(smiles.rr25, y) for t, y in zip(tenors, years)}
-    per_snapshot |= {f"chain_bf25_{_tenor_label(t)}": smiles.at_tenor(smiles.bf25, y) for t, y in zip(tenors, years)}
+        slope = per_snapshot[f"chain_atm_iv_{labels[-1]}"] - per_snapshot[f"chain_atm_iv_{labels[0]}"]
+        per_snapshot[f"chain_term_slope_{labels[0]}_{labels[-1]}"] = slope
+    for name, values in (("rr25", smiles.rr25), ("bf25", smiles.bf25)):
+        per_snapshot |= {
+            f"chain_{name}_{lab}": smiles.at_tenor(values, y) for lab, y in zip(labels, years, strict=True)
+        }
     # the matched VRP: the ATM total variance at the tenor of W bars, W · bar_years (as the index's iv² · W · bar_years)
     per_snapshot |= {f"_w_{w}": smiles.atm_total_variance(w * data.bar_years) for w in windows}
-    at = np.searchsorted(smiles.snapshots.as_unit("ns").asi8, data.index.as_unit("ns").asi8, side="right") - 1
-    known = at >= 0
-    out: dict[str, FloatArray] = {}
-    for name, values in per_snapshot.items():
-        out[name] = np.where(known, values[np.maximum(at, 0)] if len(values) else np.nan, np.nan)
+    out = {name: _as_of(smiles.snapshots, values, data.index) for name, values in per_snapshot.items()}
     levels = _chain_levels(tenors)
     out |= {f"{name}_chg_{w}": iv_change(out[name], w) for name in levels for w in windows}
     for w in windows:
         realized = window_sum(ctx.log_return * ctx.log_return, w, ctx.blocks(w))
         out[f"chain_vrp_{w}"] = out.pop(f"_w_{w}") - realized
     return pd.DataFrame(out, index=data.index)[list(_chain_columns(windows, params, 0))]
+
+
+def chain_atm_iv_on_bars(data: MarketData, tenor_days: float = 30.0) -> FloatArray:
+    """The chain's ATM IV at ``tenor_days`` known at each bar (last usable snapshot at or before it), NaN before
+    the first. Shape (n,). The ``div_h`` target uses it (30 days) when the market has a chain and no IV index."""
+    smiles = fit_smiles(_relevant_snapshots(data))
+    return _as_of(smiles.snapshots, smiles.atm_iv(tenor_days / 365.0), data.index)
+
+
+def _as_of(stamps: pd.DatetimeIndex, values: FloatArray, index: pd.DatetimeIndex) -> FloatArray:
+    """Per bar, the value of the last snapshot at or before the bar's time; NaN before the first. Shape (n,)."""
+    at = np.searchsorted(stamps.as_unit("ns").asi8, index.as_unit("ns").asi8, side="right") - 1
+    if not len(values):
+        return np.full(len(index), np.nan)
+    return np.where(at >= 0, values[np.maximum(at, 0)], np.nan)
 
 
 def _relevant_snapshots(data: MarketData) -> pd.DataFrame:

@@ -79,7 +79,9 @@ def _check_params(params: Mapping[str, Any], where: str) -> None:
     for key in params:
         if key not in checks:
             raise ConfigError(
-                where, f"features.{key}", f"unknown key; the features section takes groups, windows, {', '.join(checks)}"
+                where,
+                f"features.{key}",
+                f"unknown key; the features section takes groups, windows, {', '.join(checks)}",
             )
         try:
             checks[key](params)

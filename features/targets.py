@@ -22,7 +22,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from features.base import Context, MarketData
-from features.implied import aligned_iv
+from features.implied import aligned_iv, chain_atm_iv_on_bars
 from features.windows import window_sum
 from forecaster.market.simulator import REGIMES
 
@@ -61,7 +61,8 @@ def make_targets(
     Parameters
     ----------
     data
-        The market; its IV index (if any) is aligned as-of to the bars unless ``iv_aligned`` is given.
+        The market; its IV index (if any) is aligned as-of to the bars unless ``iv_aligned`` is given. Without an
+        IV index, the 30-day ATM IV of its option chain (if any, :func:`features.implied.chain_atm_iv_on_bars`).
     horizons
         Distinct bar counts ≥ 1.
     iv_aligned
@@ -180,9 +181,12 @@ def _check_horizons(horizons: Sequence[int]) -> tuple[int, ...]:
 
 
 def _iv_on_bars(data: MarketData, iv_aligned: pd.Series | npt.ArrayLike | None) -> FloatArray | None:
-    """The IV per bar: ``iv_aligned`` as given (checked against the bars), else the index aligned, else None."""
+    """The IV per bar: ``iv_aligned`` as given (checked against the bars), else the index aligned, else the
+    chain's 30-day ATM IV, else None."""
     if iv_aligned is None:
-        return aligned_iv(data) if data.iv is not None else None
+        if data.iv is not None:
+            return aligned_iv(data)
+        return chain_atm_iv_on_bars(data, 30.0) if data.chain is not None else None
     if isinstance(iv_aligned, pd.Series) and not iv_aligned.index.equals(data.index):
         raise ValueError(
             "iv_aligned must be indexed like the bars; align it first with "

@@ -39,7 +39,9 @@ def quadratic_chain(stamps: list[pd.Timestamp], smiles=SMILES, forward: float = 
                 iv = a + b * x + c * x * x
                 for kind in ("call", "put"):
                     rows.append((stamp, kind, strike, expiry, forward, iv))
-    frame = pd.DataFrame(rows, columns=["timestamp", "type", "strike_price", "expiration", "underlying_price", "mark_iv"])
+    frame = pd.DataFrame(
+        rows, columns=["timestamp", "type", "strike_price", "expiration", "underlying_price", "mark_iv"]
+    )
     return frame.set_index("timestamp")
 
 
@@ -74,7 +76,7 @@ def test_an_exactly_quadratic_chain_is_recovered() -> None:
 
 def test_fixed_tenors_interpolate_total_variance_and_hold_the_ends() -> None:
     smiles = fit_smiles(quadratic_chain([T0]))
-    (d1, a1, *_), (d2, a2, *_), (d3, a3, *_) = SMILES
+    (d1, a1, *_), (d2, a2, *_), (_, a3, *_) = SMILES
     t1, t2 = d1 / 365.0, d2 / 365.0
     tenor = 5.0 / 365.0
     w = a1 * a1 * t1 + (tenor - t1) / (t2 - t1) * (a2 * a2 * t2 - a1 * a1 * t1)
@@ -150,7 +152,7 @@ def test_agrees_with_the_svi_surface_on_simulated_snapshots(simulated) -> None:
     for i in (0, 17, len(smiles.snapshots) - 1):
         stamp = smiles.snapshots[i]
         surface = surface_from_chain(chain.loc[chain.index == stamp])
-        for j, tau in enumerate(tenors):
+        for tau in tenors:
             assert smiles.atm_iv(tau)[i] == pytest.approx(surface.atm_term_structure(tau)[()], abs=0.003)
             assert smiles.at_tenor(smiles.rr25, tau)[i] == pytest.approx(surface.risk_reversal_25d(tau)[()], abs=0.01)
             assert smiles.at_tenor(smiles.bf25, tau)[i] == pytest.approx(surface.butterfly_25d(tau)[()], abs=0.003)
@@ -198,11 +200,28 @@ def test_snapshots_without_quotes_carry_the_last_usable_one(simulated) -> None:
     chain = chain.assign(mark_iv=chain["mark_iv"].where(~dead), bid_iv=chain["bid_iv"].where(~dead))
     spec = FeatureSpec(groups=("implied",), windows=(60,), params={})
     frame = build_features(market_data(sim.bars, freq="1min", chain=chain), spec).frame
-    assert frame.loc[stamps[5], "chain_atm_iv_30d"] == frame.loc[stamps[5] - pd.Timedelta(minutes=1), "chain_atm_iv_30d"]
+    assert (
+        frame.loc[stamps[5], "chain_atm_iv_30d"] == frame.loc[stamps[5] - pd.Timedelta(minutes=1), "chain_atm_iv_30d"]
+    )
     assert not frame.loc[stamps[0] :].isna().to_numpy()[60:].any()
 
 
 def test_the_implied_group_is_skipped_without_iv_or_chain(simulated) -> None:
     sim, _ = simulated
-    table = build_features(market_data(sim.bars, freq="1min"), FeatureSpec(groups=("implied",), windows=(5,), params={}))
+    table = build_features(
+        market_data(sim.bars, freq="1min"), FeatureSpec(groups=("implied",), windows=(5,), params={})
+    )
     assert table.skipped == {"implied": "no iv or chain input"}
+
+
+def test_div_targets_use_the_chain_30_day_atm_without_an_iv_index(simulated) -> None:
+    from features.targets import make_targets
+
+    sim, chain = simulated
+    data = market_data(sim.bars, freq="1min", chain=chain)
+    targets = make_targets(data, [60])
+    smiles = fit_smiles(chain)
+    t = smiles.snapshots[3]
+    i = sim.bars.index.get_loc(t)
+    atm = smiles.atm_iv(30 / 365)
+    assert targets["div_h60"].iloc[i] == atm[4] - atm[3]  # an hour later the bar sees the next hourly snapshot
