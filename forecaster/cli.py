@@ -22,6 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "features": ("features", "compute the causal feature table of a market (and, apart, its targets)"),
     "greeks": ("greeks", "a book's Greeks in quote currency by position and expiry bucket, and its margin"),
     "drift": ("drift", "the distribution of a book's Greeks, P&L and margin at t+h, and their drift from now"),
+    "train": ("train", "walk-forward fit and evaluation of the spec's models; register the best in MLflow"),
+    "evaluate": ("evaluate", "walk-forward evaluation of the spec's models: metrics per horizon, DM tests, MLflow"),
+    "tune": ("tune", "tune a model's hyper-parameters with Optuna (TPE, pruning), each trial a nested MLflow run"),
+    "compare": ("compare", "the models of a tracked run side by side (MLflow), and a report with their plots"),
 }
 
 

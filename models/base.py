@@ -48,6 +48,16 @@ FORECAST_COLUMNS = ("timestamp", "horizon", "model", "var", *QUANTILE_COLUMNS, *
 VAR_FLOOR = 1e-12  # DESIGN section 6: rv floored at 1e-12 in QLIKE; forecasts are floored the same way
 
 
+def qlike_loss(rv: npt.ArrayLike, var: npt.ArrayLike) -> FloatArray:
+    """The QLIKE loss rv/var − log(rv/var) − 1, both floored at :data:`VAR_FLOOR` (DESIGN section 6), elementwise.
+
+    The one definition: models fit on it (λ of EWMA, early stopping) and ``training.metrics`` scores with it.
+    Its expectation over rv is minimized by var = E[rv] (Patton 2011).
+    """
+    ratio = np.maximum(np.asarray(rv, dtype=float), VAR_FLOOR) / np.maximum(np.asarray(var, dtype=float), VAR_FLOOR)
+    return ratio - np.log(ratio) - 1.0
+
+
 class ModelError(ForecasterError):
     """A model cannot be fitted or used as asked (too little data, missing input, not fitted)."""
 
@@ -105,6 +115,39 @@ class ModelData:
                 f"{list(self.features.columns[:5])}). Fix: add its group/window to the spec's features section"
             )
         return self.features[name].to_numpy(dtype=float)
+
+
+def select_features(columns: Sequence[str], patterns: Sequence[str] | None, what: str) -> list[str]:
+    """The feature columns a model reads, in table order: all when ``patterns`` is None, else the columns that
+    match a pattern (exact name or ``fnmatch`` glob such as ``rv_*``) and no ``!``-prefixed exclusion
+    (``["*", "!chain_*"]``: everything but the chain features).
+
+    Raises
+    ------
+    ModelError
+        A pattern (not an exclusion) that matches no column, or nothing selected; the message lists examples.
+    """
+    from fnmatch import fnmatchcase
+
+    names = [str(c) for c in columns]
+    if patterns is None:
+        return names
+    if isinstance(patterns, str) or not all(isinstance(p, str) and p.strip("!") for p in patterns):
+        raise ModelError(f"{what}: features must be a list of column names or glob patterns; got {patterns!r}")
+    include = [p for p in patterns if not p.startswith("!")]
+    exclude = [p[1:] for p in patterns if p.startswith("!")]
+    unmatched = [p for p in include if not any(fnmatchcase(c, p) for c in names)]
+    if unmatched:
+        raise ModelError(
+            f"{what}: features {unmatched} match no column of the feature table ({len(names)} columns, e.g. "
+            f"{names[:5]}). Fix: add their group/window to the spec's features, or drop them from features"
+        )
+    chosen = [
+        c for c in names if any(fnmatchcase(c, p) for p in include) and not any(fnmatchcase(c, p) for p in exclude)
+    ]
+    if not chosen:
+        raise ModelError(f"{what}: the features patterns {list(patterns)} leave no column")
+    return chosen
 
 
 def check_rows(data: ModelData, rows: npt.ArrayLike, what: str) -> IntArray:
@@ -214,6 +257,11 @@ class Forecaster(ABC):
             frame[list(REGIME_COLUMNS)] = p / p.sum(axis=1, keepdims=True)
             parts.append(frame)
         return pd.concat(parts, ignore_index=True)
+
+    def input_features(self) -> list[str] | None:
+        """The feature columns the fitted model reads (serving computes only these); None: it does not say, so
+        every column counts. Models that read none (returns only) return []."""
+        return None
 
     # ---------------------------------------------------------------- what a model supplies
 

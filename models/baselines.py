@@ -28,7 +28,7 @@ from scipy.optimize import minimize_scalar
 from scipy.signal import lfilter
 
 from features.windows import anchor_for, anchor_ids, window_sum
-from models.base import VAR_FLOOR, FloatArray, Forecaster, IntArray, ModelData, ModelError
+from models.base import VAR_FLOOR, FloatArray, Forecaster, IntArray, ModelData, ModelError, qlike_loss
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +58,9 @@ def trailing_sum(values: FloatArray, window: int, index: pd.DatetimeIndex) -> Fl
 
 
 def qlike(rv: FloatArray, var: FloatArray) -> float:
-    """QLIKE = mean(rv/var − log(rv/var) − 1) with rv floored at :data:`VAR_FLOOR` (DESIGN section 6). (m,) → ().
-
-    ``var`` must be positive; pairs where either is NaN are left out.
-    """
+    """Mean QLIKE (:func:`models.base.qlike_loss`) over the pairs where both are finite. (m,) → ()."""
     ok = np.isfinite(rv) & np.isfinite(var)
-    ratio = np.maximum(rv[ok], VAR_FLOOR) / var[ok]
-    return float(np.mean(ratio - np.log(ratio) - 1.0))
+    return float(np.mean(qlike_loss(rv[ok], var[ok])))
 
 
 def rv_windows(features: pd.DataFrame) -> list[int]:
@@ -90,6 +86,9 @@ class Persistence(Forecaster):
     """
 
     family = "persistence"
+
+    def input_features(self) -> list[str]:
+        return []  # returns only
 
     def _fit(self, data: ModelData, rows: IntArray) -> None:
         self.n_train_ = int(rows.size)
@@ -158,6 +157,9 @@ class Ewma(Forecaster):
     ) -> None:
         super().__init__(horizons=horizons, seed=seed, name=name)
         self.lam = lam
+
+    def input_features(self) -> list[str]:
+        return []  # returns only
 
     def _fit(self, data: ModelData, rows: IntArray) -> None:
         r2 = _squared_returns(data, int(rows[-1]))
@@ -294,6 +296,9 @@ class Har(Forecaster):
         self.exog_iv = exog_iv
         self.windows = windows
         self.ridge = ridge
+
+    def input_features(self) -> list[str]:
+        return list(self.columns_)
 
     def _fit(self, data: ModelData, rows: IntArray) -> None:
         self.windows_ = self._windows(data)

@@ -108,6 +108,9 @@ class Garch(Forecaster):
         self.dist = dist
         self.mean = mean
 
+    def input_features(self) -> list[str]:
+        return []  # returns only
+
     def _fit(self, data: ModelData, rows: IntArray) -> None:
         rules = (("kind", self.kind, KINDS), ("dist", self.dist, DISTS), ("mean", self.mean, MEANS))
         for param, value, allowed in rules:

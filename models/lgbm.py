@@ -51,7 +51,17 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from models.base import QUANTILES, VAR_FLOOR, FloatArray, Forecaster, IntArray, ModelData, ModelError
+from models.base import (
+    QUANTILES,
+    VAR_FLOOR,
+    FloatArray,
+    Forecaster,
+    IntArray,
+    ModelData,
+    ModelError,
+    qlike_loss,
+    select_features,
+)
 from models.baselines import Har
 
 BASES = ("har", "none")
@@ -110,9 +120,8 @@ def purged_validation_split(rows: IntArray, horizon: int, fraction: float) -> tu
 
 
 def qlike(rv: FloatArray, var: FloatArray) -> float:
-    """mean(rv/var − log(rv/var) − 1) with rv and var floored at :data:`VAR_FLOOR` (DESIGN section 6). (m,) → ()."""
-    ratio = np.maximum(rv, VAR_FLOOR) / np.maximum(var, VAR_FLOOR)
-    return float(np.mean(ratio - np.log(ratio) - 1.0))
+    """Mean QLIKE (:func:`models.base.qlike_loss`). (m,) → ()."""
+    return float(np.mean(qlike_loss(rv, var)))
 
 
 # ---------------------------------------------------------------- the forecaster
@@ -292,6 +301,11 @@ class LgbmForecaster(Forecaster):
 
     # ---------------------------------------------------------------- the contract
 
+    def input_features(self) -> list[str]:
+        own = [c for c in self.feature_names_ if c != BASE_FEATURE]
+        base = [c for b in self.bases_.values() if b.har is not None for c in b.har.input_features()]
+        return list(dict.fromkeys(own + base))
+
     def _fit(self, data: ModelData, rows: IntArray) -> None:
         self._check_params()
         self.feature_names_ = self._feature_columns(data) + ([BASE_FEATURE] if self.base == "har" else [])
@@ -418,16 +432,7 @@ class LgbmForecaster(Forecaster):
                 raise ModelError(f"{self.label}: parameter {name} must be {allowed}; got {value!r}")
 
     def _feature_columns(self, data: ModelData) -> list[str]:
-        columns = [str(c) for c in data.features.columns]
-        if self.features is None:
-            return columns
-        missing = [c for c in self.features if c not in columns]
-        if missing:
-            raise ModelError(
-                f"{self.label}: features {missing} are not in the feature table ({len(columns)} columns, e.g. "
-                f"{columns[:5]}). Fix: add their group/window to the spec's features, or drop them from features"
-            )
-        return list(self.features)
+        return select_features(data.features.columns, self.features, self.label)
 
     def _inputs(self, data: ModelData, rows: IntArray, h: int, base: _Base) -> tuple[FloatArray, FloatArray]:
         """(tree inputs (m, p), log offset (m,)) at ``rows``."""

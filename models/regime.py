@@ -171,6 +171,9 @@ class HmmRegime(Forecaster):
 
     # ---------------------------------------------------------------- fit
 
+    def input_features(self) -> list[str]:
+        return [f"rv_{w}" for w in self.windows_]
+
     def _fit(self, data: ModelData, rows: IntArray) -> None:
         self._check_params()
         self.windows_ = self._windows(data)

@@ -44,7 +44,7 @@ import pandas as pd
 from scipy import stats
 
 from forecaster.errors import ForecasterError
-from models.base import QUANTILE_COLUMNS, QUANTILES, REGIME_COLUMNS, VAR_FLOOR
+from models.base import QUANTILE_COLUMNS, QUANTILES, REGIME_COLUMNS, qlike_loss
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -147,9 +147,7 @@ def qlike_losses(rv: npt.ArrayLike, f: npt.ArrayLike) -> FloatArray:
     noisy variance proxy.
     """
     y = _realized(rv)
-    g = _forecast(f, "f", y.size)
-    ratio = np.maximum(y, VAR_FLOOR) / np.maximum(g, VAR_FLOOR)
-    return ratio - np.log(ratio) - 1.0
+    return qlike_loss(y, _forecast(f, "f", y.size))
 
 
 def qlike(rv: npt.ArrayLike, f: npt.ArrayLike) -> float:

@@ -97,7 +97,6 @@ def _simulated(args: argparse.Namespace, spec: Spec, horizons: list[int]):
 
     days = args.days if args.days is not None else spec.get("training.days", DEFAULT_TRAINING_DAYS)
     spec.override("simulator.days", days)
-    spec.override("simulator.horizons", horizons)
     if args.seed is not None:
         spec.override("simulator.seed", args.seed)
     try:

@@ -19,6 +19,8 @@ import pytest
 from models.base import FORECAST_COLUMNS, QUANTILE_COLUMNS, REGIME_COLUMNS, Forecaster, ModelData, ModelError
 from models.baselines import Ewma, Har, Persistence, qlike
 from models.garch import Garch
+from models.lgbm import LgbmForecaster
+from models.net import NetForecaster
 from models.oracle import Oracle
 from models.regime import HmmRegime
 
@@ -33,6 +35,9 @@ MODELS: list[tuple[str, Callable[[], Forecaster]]] = [
     ("gjr", lambda: Garch(kind="gjr")),
     ("hmm", lambda: HmmRegime()),
     ("oracle", lambda: Oracle()),
+    ("lgbm", lambda: LgbmForecaster(n_estimators=60, n_jobs=1)),
+    ("lgbm-bars", lambda: LgbmForecaster(n_estimators=60, n_jobs=1, features=["*", "!imbalance_*", "!chain_*"])),
+    ("net", lambda: NetForecaster(max_epochs=3)),
 ]
 
 
