@@ -29,6 +29,7 @@ from scipy.signal import lfilter
 
 from features.windows import anchor_for, anchor_ids, window_sum
 from models.base import VAR_FLOOR, FloatArray, Forecaster, IntArray, ModelData, ModelError, qlike_loss
+from models.seasonal import DEFAULT_BANDWIDTH, SeasonalProfile
 
 log = logging.getLogger(__name__)
 
@@ -207,15 +208,26 @@ def _fit_lam(r2: FloatArray, rv: FloatArray, rows: IntArray, h: int, label: str)
 
 
 def har_design(
-    data: ModelData, rows: IntArray, horizon: int, windows: Sequence[int], *, log: bool, exog_iv: bool
+    data: ModelData,
+    rows: IntArray,
+    horizon: int,
+    windows: Sequence[int],
+    *,
+    log: bool,
+    exog_iv: bool,
+    season: SeasonalProfile | None = None,
 ) -> FloatArray:
     """HAR regressors at ``rows`` for one horizon h, without the intercept. Shape (m, k).
 
-    One column per window W: ``rv_W · h/W``, the last W bars' variance rescaled to the horizon; then, when
-    ``exog_iv``, the implied variance of the horizon ``iv² · h · bar_years``. With ``log``, their logs (a zero
-    variance gives −inf). Missing inputs stay NaN.
+    One column per window W: ``rv_W · h/W``, the last W bars' variance rescaled to the horizon; with a ``season``
+    profile, deseasonalized first: ``rv_W / s_W^past · h/W`` (:meth:`models.seasonal.SeasonalProfile.past`, the
+    mean seasonal multiplier of those W bars). Then, when ``exog_iv``, the implied variance of the horizon
+    ``iv² · h · bar_years`` (a 30-day IV: not seasonal). With ``log``, their logs (a zero variance gives −inf).
+    Missing inputs stay NaN.
     """
     columns = [data.column(f"rv_{w}")[rows] * (horizon / w) for w in windows]
+    if season is not None:
+        columns = [c / season.past(data, rows, w) for c, w in zip(columns, windows, strict=True)]
     if exog_iv:
         if data.iv is None:
             raise ModelError(
@@ -269,13 +281,24 @@ class Har(Forecaster):
         The ``rv_W`` windows to use; None: every ``rv_W`` column of the feature table.
     ridge
         Ridge penalty on the standardized slopes (:func:`fit_linear`); 0 is OLS.
+    seasonal
+        Model the intraday seasonality (:mod:`models.seasonal`): fit a :class:`models.seasonal.SeasonalProfile` on
+        the training span, regress the deseasonalized target ``rv_h / s_h(t)`` (``s_h(t)`` the mean seasonal
+        multiplier of the next h bars, known at t: calendar only) on the deseasonalized regressors
+        ``rv_W / s_W^past(t) · h/W`` (in logs with ``log``), and multiply the forecast back by ``s_h(t)``:
+        ``var = exp(fit) · smear · s_h(t)``. The HAR then forecasts the underlying level, and the calendar the
+        shape. For daily or longer bars the profile is flat and this is the plain HAR. False: the plain HAR.
+    seasonal_bandwidth
+        The profile's smoothing bandwidth in bars (:data:`models.seasonal.DEFAULT_BANDWIDTH`); used with
+        ``seasonal`` only.
 
     Training rows where a regressor or the target is not finite are left out of the fit (e.g. a zero rv in
     logs); at predict, a non-finite regressor is an error.
 
     Fitted attributes: ``windows_``, ``columns_`` (regressor names), ``intercept_`` and ``coef_`` ({h: (k,)}),
     ``smear_`` ({h: float}, 1 in levels), ``floor_`` ({h: float}, 0 in logs), ``n_floored_train_``,
-    ``n_fit_rows_`` ({h: rows used}).
+    ``n_fit_rows_`` ({h: rows used}), ``season_`` (the :class:`models.seasonal.SeasonalProfile`, None unless
+    ``seasonal``).
     """
 
     family = "har"
@@ -287,6 +310,8 @@ class Har(Forecaster):
         exog_iv: bool = False,
         windows: list[int] | None = None,
         ridge: float = 0.0,
+        seasonal: bool = False,
+        seasonal_bandwidth: float = DEFAULT_BANDWIDTH,
         horizons: Sequence[int] | None = None,
         seed: int = 0,
         name: str | None = None,
@@ -296,6 +321,8 @@ class Har(Forecaster):
         self.exog_iv = exog_iv
         self.windows = windows
         self.ridge = ridge
+        self.seasonal = seasonal
+        self.seasonal_bandwidth = seasonal_bandwidth
 
     def input_features(self) -> list[str]:
         return list(self.columns_)
@@ -304,12 +331,15 @@ class Har(Forecaster):
         self.windows_ = self._windows(data)
         if isinstance(self.ridge, bool) or not (isinstance(self.ridge, numbers.Real) and self.ridge >= 0):
             raise ModelError(f"{self.label}: ridge must be a number ≥ 0; got {self.ridge!r}")
+        if not isinstance(self.seasonal, bool):
+            raise ModelError(f"{self.label}: seasonal must be True or False; got {self.seasonal!r}")
         self.columns_ = [f"rv_{w}" for w in self.windows_] + (["iv"] if self.exog_iv else [])
+        self.season_ = SeasonalProfile.fit(data, rows, self.seasonal_bandwidth) if self.seasonal else None
         self.intercept_, self.coef_, self.smear_, self.floor_ = {}, {}, {}, {}
         self.n_floored_train_, self.n_fit_rows_ = {}, {}
         for h in self.horizons_:
-            x = har_design(data, rows, h, self.windows_, log=self.log, exog_iv=self.exog_iv)  # (m, k)
-            rv = data.target(h)[rows]
+            x = self._design(data, rows, h)  # (m, k)
+            rv = data.target(h)[rows] / self.season_factor(data, rows, h)  # deseasonalized (÷ 1 without a season)
             with np.errstate(divide="ignore", invalid="ignore"):
                 y = np.log(rv) if self.log else rv
             ok = np.isfinite(x).all(axis=1) & np.isfinite(y)
@@ -337,7 +367,7 @@ class Har(Forecaster):
     def _predict_var(self, data: ModelData, rows: IntArray) -> dict[int, FloatArray]:
         out = {}
         for h in self.horizons_:
-            x = har_design(data, rows, h, self.windows_, log=self.log, exog_iv=self.exog_iv)
+            x = self._design(data, rows, h)
             bad = ~np.isfinite(x)
             if bad.any():
                 i, j = (int(v[0]) for v in np.nonzero(bad))
@@ -355,7 +385,20 @@ class Har(Forecaster):
                     what = "%s: %d of %d levels forecasts (h=%d) raised to the floor %.3g"
                     log.info(what, self.label, int(low.sum()), fit.size, h, self.floor_[h])
                 out[h] = np.maximum(fit, self.floor_[h])
+            out[h] = out[h] * self.season_factor(data, rows, h)
         return out
+
+    def season_factor(self, data: ModelData, rows: IntArray, horizon: int) -> FloatArray:
+        """``s_h(t)`` at the origins: the fitted profile's mean multiplier of the next ``horizon`` bars; ones
+        without ``seasonal``. (m,)."""
+        if getattr(self, "season_", None) is None:
+            return np.ones(np.asarray(rows).size)
+        return self.season_.ahead(data, rows, horizon)
+
+    def _design(self, data: ModelData, rows: IntArray, horizon: int) -> FloatArray:
+        return har_design(
+            data, rows, horizon, self.windows_, log=self.log, exog_iv=self.exog_iv, season=getattr(self, "season_", None)
+        )
 
     def _windows(self, data: ModelData) -> list[int]:
         available = rv_windows(data.features)

@@ -91,7 +91,7 @@ def test_internal_error_exits_1(monkeypatch, capsys, tmp_path: Path) -> None:
 
 
 def test_demo_prints_summary(tmp_path: Path, capsys) -> None:
-    assert cli.main(["demo", "--days", "1", "--out", str(tmp_path / "demo")]) == 0
+    assert cli.main(["demo", "--days", "1", "--out", str(tmp_path / "demo"), "--no-train"]) == 0
     out = capsys.readouterr().out
     for text in ("regime", "calm", "normal", "stressed", "ann vol", "trades per day", "option chain", "validated"):
         assert text in out
@@ -103,3 +103,30 @@ def test_demo_prints_summary(tmp_path: Path, capsys) -> None:
         assert f"\n{metric} " in out
     book = str(tmp_path / "demo" / "book.yaml")
     assert cli.main(["validate", "--portfolio", book, "--as-of", "2026-01-02T00:00:00Z"]) == 0
+
+
+def test_demo_trains_evaluates_and_compares_the_models(tmp_path: Path, capsys, monkeypatch) -> None:
+    """The demo's model part on a small spec (short windows, three models): train, register, compare."""
+    import yaml
+
+    from forecaster.config import resolve_spec_path
+
+    values = yaml.safe_load(resolve_spec_path(None).read_text())
+    values["features"]["windows"] = [60, 240, 1440]
+    values["features"]["iv_percentile_days"] = 1
+    values["horizons"] = [60, 240]
+    values["evaluation"].update(embargo=240, refit_every=2880)
+    values["models"] = {name: values["models"][name] for name in ("har", "lgbm_bars", "oracle")}
+    values["models"]["lgbm_bars"]["n_estimators"] = 50
+    spec = tmp_path / "demo_small.yaml"
+    spec.write_text(yaml.safe_dump(values))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    args = ["demo", "--config", str(spec), "--days", "1", "--train-days", "9", "--out", str(tmp_path / "demo")]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "models: walk-forward training and evaluation" in out
+    assert "registered 'lgbm_bars'" in out or "registered 'har'" in out
+    assert "not registered: 'oracle'" in out
+    assert (tmp_path / "demo" / "report.md").is_file() and (tmp_path / "demo" / "metrics.json").is_file()
+    assert "open the MLflow UI" in out

@@ -1,9 +1,11 @@
 """``forecaster demo``: simulate a market (30 days by default), read it back through the data contracts, and
 print a summary of it.
 
-Then it values a short-straddle book at the last chain snapshot (Greeks by position, risk-matrix margin) and
-prints its drift over the longest horizon under the simulator's oracle forecast. The demo grows with the
-product: later releases run features, models and policy on the same market.
+Then it computes the features, values a short-straddle book at the last chain snapshot (Greeks by position,
+risk-matrix margin) and prints its drift over the longest horizon under the simulator's oracle forecast. Last, the models: ``train`` on
+the spec's longer simulated training market (walk-forward, every model of the spec, logged to MLflow, the best
+servable one registered), then ``compare`` prints the models side by side and writes a report with the plots
+(``--no-train`` skips this part).
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ if TYPE_CHECKING:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_simulator_arguments(parser, default_out="demo_out")
+    parser.add_argument(
+        "--no-train", action="store_true", help="skip the models (train, evaluate, compare): the market part only"
+    )
+    parser.add_argument("--train-days", type=float, help="simulated days the models learn on (training.days)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,7 +60,32 @@ def run(args: argparse.Namespace) -> int:
     if "options_chain" in written:
         with quiet_logs("forecaster.market", "forecaster.config"):
             _book_at_the_end(market, loaded["options_chain"], written["options_chain"], args, prog)
+    if not args.no_train:
+        return _models(args, prog)
     return 0
+
+
+def _models(args: argparse.Namespace, prog: str) -> int:
+    """Train and evaluate the spec's models on its simulated training market, register the best, compare."""
+    import time
+
+    from forecaster import cli
+    from training.tracking import tracking_uri
+
+    started = time.perf_counter()
+    print("\nmodels: walk-forward training and evaluation of the spec's models on a longer simulated market")
+    train = ["train", "--predictions", f"{args.out}/predictions.parquet", "--json", f"{args.out}/metrics.json"]
+    train += ["--config", args.config] if args.config else []
+    train += ["--days", str(args.train_days)] if args.train_days else []
+    code = cli.main(train)
+    if code != 0:
+        return code
+    compare = ["compare", "--out", f"{args.out}/report.md"] + (["--config", args.config] if args.config else [])
+    code = cli.main(compare)
+    print(f"\nmodels took {time.perf_counter() - started:.0f} s. MLflow: {tracking_uri()}")
+    print(f"open the MLflow UI: mlflow ui --backend-store-uri {tracking_uri()}  (then http://127.0.0.1:5000)")
+    print(f"look closer: {prog} evaluate --models har,lgbm,net --json metrics.json; {prog} tune --trials 20")
+    return code
 
 
 def _features(loaded: dict, config, args: argparse.Namespace, prog: str) -> None:
