@@ -118,6 +118,7 @@ def test_demo_trains_evaluates_and_compares_the_models(tmp_path: Path, capsys, m
     values["evaluation"].update(embargo=240, refit_every=2880)
     values["models"] = {name: values["models"][name] for name in ("har", "lgbm_bars", "oracle")}
     values["models"]["lgbm_bars"]["n_estimators"] = 50
+    values["training"]["demo_models"] = ["har", "lgbm_bars", "oracle"]
     spec = tmp_path / "demo_small.yaml"
     spec.write_text(yaml.safe_dump(values))
     monkeypatch.chdir(tmp_path)

@@ -2,10 +2,10 @@
 print a summary of it.
 
 Then it computes the features, values a short-straddle book at the last chain snapshot (Greeks by position,
-risk-matrix margin) and prints its drift over the longest horizon under the simulator's oracle forecast. Last, the models: ``train`` on
-the spec's longer simulated training market (walk-forward, every model of the spec, logged to MLflow, the best
-servable one registered), then ``compare`` prints the models side by side and writes a report with the plots
-(``--no-train`` skips this part).
+risk-matrix margin) and prints its drift over the longest horizon under the simulator's oracle forecast. Last,
+the models: ``train`` on the spec's longer simulated training market (walk-forward over the spec's
+``training.demo_models``, logged to MLflow, the best servable one registered), then ``compare`` prints the models
+side by side and writes a report with the plots (``--no-train`` skips this part).
 """
 
 from __future__ import annotations
@@ -65,6 +65,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spec_value(config: str | None, key: str):
+    from forecaster.config import load_spec
+
+    with quiet_logs("forecaster.config"):
+        return load_spec(config).get(key)
+
+
 def _models(args: argparse.Namespace, prog: str) -> int:
     """Train and evaluate the spec's models on its simulated training market, register the best, compare."""
     import time
@@ -77,6 +84,8 @@ def _models(args: argparse.Namespace, prog: str) -> int:
     train = ["train", "--predictions", f"{args.out}/predictions.parquet", "--json", f"{args.out}/metrics.json"]
     train += ["--config", args.config] if args.config else []
     train += ["--days", str(args.train_days)] if args.train_days else []
+    demo_models = _spec_value(args.config, "training.demo_models")
+    train += ["--models", ",".join(demo_models)] if demo_models else []
     code = cli.main(train)
     if code != 0:
         return code

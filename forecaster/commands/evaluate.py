@@ -59,6 +59,8 @@ def run_walk_forward(args: argparse.Namespace, *, command: str) -> dict[str, Any
         f"{evaluation['test_start']} .. {evaluation['test_end']}, {elapsed:.1f} s"
     )
     print_table(evaluation)
+    seconds = result.timings.groupby("model")[["fit_seconds", "predict_seconds"]].sum()
+    print("seconds per model (all folds): " + ", ".join(f"{m} {row.sum():.1f}" for m, row in seconds.iterrows()))
     if args.predictions:
         write_predictions(result.predictions, args.predictions)
         print(f"predictions written to {args.predictions}")
