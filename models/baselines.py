@@ -397,7 +397,13 @@ class Har(Forecaster):
 
     def _design(self, data: ModelData, rows: IntArray, horizon: int) -> FloatArray:
         return har_design(
-            data, rows, horizon, self.windows_, log=self.log, exog_iv=self.exog_iv, season=getattr(self, "season_", None)
+            data,
+            rows,
+            horizon,
+            self.windows_,
+            log=self.log,
+            exog_iv=self.exog_iv,
+            season=getattr(self, "season_", None),
         )
 
     def _windows(self, data: ModelData) -> list[int]:

@@ -43,6 +43,7 @@ Variances are decimal² over the h bars, never annualized.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -63,9 +64,11 @@ from models.base import (
     select_features,
 )
 from models.baselines import Har
+from models.seasonal import SeasonalProfile
 
 BASES = ("har", "none")
 BASE_FEATURE = "base_log_var"  # the log-HAR's log forecast, an input of the trees when base="har"
+SEASON_FEATURES = ("season_log_ahead", "season_log_past")  # log s_h(t) and log s_h^past(t), when seasonal
 AUX_TREE_DIVISOR = 4  # quantile and regime models train ceil(n_estimators / 4) trees ...
 AUX_RATE_FACTOR = 2.0  # ... at twice the learning rate (capped at 1): about half the point model's total step
 MIN_FIT_ROWS = 20  # fewer training origins with a known target cannot fit anything sensible
@@ -130,16 +133,25 @@ def qlike(rv: FloatArray, var: FloatArray) -> float:
 @dataclass(frozen=True)
 class _Base:
     """The offset of one horizon h: a fitted log-HAR (:class:`models.baselines.Har`), or the constant log of the
-    training mean of rv_h (``har is None``)."""
+    training mean of rv_h (``har is None``); with ``seasonal``, the intraday profile fitted with it (the seasonal
+    HAR's own, or fitted alone for ``base="none"``), else None."""
 
     har: Har | None
     log_mean: float
+    season: SeasonalProfile | None = None
 
     def log_forecast(self, data: ModelData, rows: IntArray, horizon: int) -> FloatArray:
         """log of the base variance forecast at ``rows``, (m,)."""
         if self.har is None:
             return np.full(rows.size, self.log_mean)
         return np.log(self.har._predict_var(data, rows)[horizon])
+
+    def season_inputs(self, data: ModelData, rows: IntArray, horizon: int) -> FloatArray:
+        """``[log s_h(t), log s_h^past(t)]`` at ``rows`` (:mod:`models.seasonal`): the calendar factor of the next
+        h bars and of the last h bars, (m, 2)."""
+        if self.season is None:
+            raise ModelError("the base has no seasonal profile: fit the model with seasonal=True")
+        return np.log(np.column_stack([self.season.ahead(data, rows, horizon), self.season.past(data, rows, horizon)]))
 
 
 def _is_int(v: Any) -> bool:
@@ -167,6 +179,15 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "None (every feature column) or a non-empty list of column names",
     ),
     "base": (lambda v: v in BASES, f"one of {BASES}"),
+    "seasonal": (lambda v: isinstance(v, bool), "True or False"),
+    "lags": (
+        lambda v: isinstance(v, list | tuple) and all(_is_int(x) and x >= 1 for x in v) and len(set(v)) == len(v),
+        "a list of distinct bar counts ≥ 1 (empty: no lagged inputs)",
+    ),
+    "lag_features": (
+        lambda v: v is None or (isinstance(v, list | tuple) and len(v) > 0 and all(isinstance(c, str) for c in v)),
+        "None (the shortest-window rv_W column) or a non-empty list of column names or patterns",
+    ),
     "quantile_models": (lambda v: isinstance(v, bool), "True or False"),
     "regime_classifier": (lambda v: isinstance(v, bool), "True or False"),
     "n_jobs": (lambda v: _is_int(v) and v >= 1, "an integer ≥ 1 (threads)"),
@@ -189,6 +210,15 @@ class LgbmForecaster(Forecaster):
         Feature columns the trees read; None: all of them.
     base
         ``"har"``: boost from the internal log-HAR; ``"none"``: from the training mean.
+    seasonal
+        Intraday seasonality (:mod:`models.seasonal`): the log-HAR base is ``Har(seasonal=True)`` (deseasonalized
+        regressors, forecast × the calendar factor ``s_h(t)`` of the next h bars), and the trees get two more
+        inputs, ``season_log_ahead = log s_h(t)`` and ``season_log_past = log s_h^past(t)`` (the factor of the last
+        h bars). The profile is fitted on the training rows (with ``base="none"``, alone). False: no seasonality.
+    lags, lag_features
+        A longer memory than the origin's row: for each lag L in ``lags`` (bars), the ``lag_features`` columns
+        at row t − L, as inputs ``{column}_lag{L}`` (NaN before the first bar; causal: t − L < t). ``lag_features``
+        None: the ``rv_W`` column of the shortest window. ``lags`` empty (default): none.
     quantile_models, regime_classifier
         Fit native quantile models / a regime classifier; False: the base class derives them from the residuals.
     n_jobs
@@ -219,6 +249,9 @@ class LgbmForecaster(Forecaster):
         validation_fraction: float = 0.2,
         features: list[str] | None = None,
         base: str = "har",
+        seasonal: bool = False,
+        lags: Sequence[int] = (),
+        lag_features: list[str] | None = None,
         quantile_models: bool = True,
         regime_classifier: bool = True,
         n_jobs: int = 2,
@@ -239,6 +272,9 @@ class LgbmForecaster(Forecaster):
         self.validation_fraction = validation_fraction
         self.features = features
         self.base = base
+        self.seasonal = seasonal
+        self.lags = lags
+        self.lag_features = lag_features
         self.quantile_models = quantile_models
         self.regime_classifier = regime_classifier
         self.n_jobs = n_jobs
@@ -302,13 +338,21 @@ class LgbmForecaster(Forecaster):
     # ---------------------------------------------------------------- the contract
 
     def input_features(self) -> list[str]:
-        own = [c for c in self.feature_names_ if c != BASE_FEATURE]
         base = [c for b in self.bases_.values() if b.har is not None for c in b.har.input_features()]
-        return list(dict.fromkeys(own + base))
+        return list(dict.fromkeys(self.own_features_ + self.lag_columns_ + base))
 
     def _fit(self, data: ModelData, rows: IntArray) -> None:
         self._check_params()
-        self.feature_names_ = self._feature_columns(data) + ([BASE_FEATURE] if self.base == "har" else [])
+        self.own_features_ = self._feature_columns(data)
+        self.lags_ = tuple(int(lag) for lag in self.lags)
+        self.lag_columns_ = self._lag_columns(data) if self.lags_ else []
+        lagged = [f"{c}_lag{lag}" for lag in self.lags_ for c in self.lag_columns_]
+        self.feature_names_ = (
+            self.own_features_
+            + lagged
+            + ([BASE_FEATURE] if self.base == "har" else [])
+            + (list(SEASON_FEATURES) if self.seasonal else [])
+        )
         callbacks = getattr(self, "_callbacks", {})
         self.bases_, self.boosters_, self.best_iteration_, self.valid_qlike_ = {}, {}, {}, {}
         self.quantile_boosters_, self.regime_boosters_, self.regime_classes_ = {}, {}, {}
@@ -404,9 +448,17 @@ class LgbmForecaster(Forecaster):
         """The offset of horizon h fitted on ``rows`` (targets ``y``, (m,), positive)."""
         log_mean = float(np.log(np.mean(y)))
         if self.base == "none":
-            return _Base(None, log_mean)
-        har = Har(log=True, exog_iv=data.iv is not None, horizons=(h,), seed=self.seed, name=f"{self.label}-base")
-        return _Base(har.fit(data, rows), log_mean)
+            return _Base(None, log_mean, SeasonalProfile.fit(data, rows) if self.seasonal else None)
+        har = Har(
+            log=True,
+            exog_iv=data.iv is not None,
+            seasonal=self.seasonal,
+            horizons=(h,),
+            seed=self.seed,
+            name=f"{self.label}-base",
+        )
+        har.fit(data, rows)
+        return _Base(har, log_mean, har.season_)
 
     def _fit_quantiles(self, x: FloatArray, z: FloatArray) -> list[lgb.Booster]:
         """One quantile model per level of QUANTILES on the log-ratio ``z = log rv − log base`` (m,)."""
@@ -434,21 +486,44 @@ class LgbmForecaster(Forecaster):
     def _feature_columns(self, data: ModelData) -> list[str]:
         return select_features(data.features.columns, self.features, self.label)
 
-    def _inputs(self, data: ModelData, rows: IntArray, h: int, base: _Base) -> tuple[FloatArray, FloatArray]:
-        """(tree inputs (m, p), log offset (m,)) at ``rows``."""
-        names = self.feature_names_[:-1] if self.base == "har" else self.feature_names_
-        where = data.features.columns.get_indexer(names)
+    def _lag_columns(self, data: ModelData) -> list[str]:
+        if self.lag_features is not None:
+            return select_features(data.features.columns, self.lag_features, f"{self.label} lag_features")
+        windows = sorted(int(str(c)[3:]) for c in data.features.columns if re.fullmatch(r"rv_\d+", str(c)))
+        if not windows:
+            raise ModelError(
+                f"{self.label}: lags need an rv_W feature column (lag_features=None) and the table has none. Fix: add "
+                "the 'realized' group to the spec's features, or name lag_features"
+            )
+        return [f"rv_{windows[0]}"]
+
+    def _columns(self, data: ModelData, names: Sequence[str]) -> IntArray:
+        where = data.features.columns.get_indexer(list(names))
         if np.any(where < 0):
             missing = [n for n, i in zip(names, where, strict=True) if i < 0]
             raise ModelError(
                 f"{self.label}: the data lacks the feature columns {missing[:5]} the model was fitted on. Fix: build "
                 "the features with the spec the model was trained with"
             )
-        x = data.features.iloc[rows, where].to_numpy(dtype=float)  # (m, p − 1 or p)
+        return where
+
+    def _inputs(self, data: ModelData, rows: IntArray, h: int, base: _Base) -> tuple[FloatArray, FloatArray]:
+        """(tree inputs (m, p), log offset (m,)) at ``rows``, columns in ``feature_names_`` order: own features,
+        lagged features, the base's log forecast, the seasonal factors."""
+        parts = [data.features.iloc[rows, self._columns(data, self.own_features_)].to_numpy(dtype=float)]
+        if self.lags_:
+            values = data.features.iloc[:, self._columns(data, self.lag_columns_)].to_numpy(dtype=float)  # (n, q)
+            for lag in self.lags_:
+                past = rows - lag  # (m,), strictly before the origin
+                block = values[np.maximum(past, 0)]  # (m, q)
+                block[past < 0] = np.nan
+                parts.append(block)
         offset = base.log_forecast(data, rows, h)
         if self.base == "har":
-            x = np.column_stack([x, offset])
-        return x, offset
+            parts.append(offset[:, None])
+        if self.seasonal:
+            parts.append(base.season_inputs(data, rows, h))
+        return np.column_stack(parts), offset
 
     def _dataset(
         self, x: FloatArray, y: FloatArray, init: FloatArray | None = None, reference: lgb.Dataset | None = None

@@ -300,6 +300,7 @@ _PARAMETER_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "device": (lambda v: v in ("auto", "cpu", "cuda"), "'auto', 'cpu' or 'cuda'"),
     "base": (lambda v: v == "har", "'har' (the log-HAR offset the network corrects)"),
+    "seasonal": (lambda v: isinstance(v, bool), "True or False (a seasonal HAR offset)"),
 }
 
 
@@ -329,6 +330,10 @@ class NetForecaster(Forecaster):
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``.
     base
         The offset the network corrects: ``"har"`` (:class:`models.baselines.Har`, log, with the IV when present).
+    seasonal
+        True: the HAR offset models the intraday seasonality (``Har(seasonal=True)``, :mod:`models.seasonal`): its
+        regressors are deseasonalized and its forecast carries the calendar factor ``s_h(t)`` of the next h bars,
+        so the net corrects a forecast that already knows the time of day. False: the plain log-HAR offset.
     """
 
     family = "net"
@@ -351,6 +356,7 @@ class NetForecaster(Forecaster):
         features: list[str] | None = None,
         device: str = "auto",
         base: str = "har",
+        seasonal: bool = False,
         horizons: Sequence[int] | None = None,
         seed: int = 0,
         name: str | None = None,
@@ -370,6 +376,7 @@ class NetForecaster(Forecaster):
         self.features = features
         self.device = device
         self.base = base
+        self.seasonal = seasonal
 
     # ------------------------------------------------------------------ checks and settings
 
@@ -459,7 +466,9 @@ class NetForecaster(Forecaster):
         device = self._device()
         columns = select_features(data.features.columns, self.features, self.label)
         column_index = self._column_index(data, columns)
-        self.har_ = Har(log=True, exog_iv=data.iv is not None, horizons=self.horizons_, seed=self.seed)
+        self.har_ = Har(
+            log=True, exog_iv=data.iv is not None, seasonal=self.seasonal, horizons=self.horizons_, seed=self.seed
+        )
         self.har_.fit(data, rows)  # an error naming the row when an rv_W or the IV is unknown (a warm-up)
         offset = self._offset(data, rows)  # (m, H)
         log_offset = np.log(offset)

@@ -31,13 +31,23 @@ MODELS: list[tuple[str, Callable[[], Forecaster]]] = [
     ("har-log", lambda: Har()),
     ("har-levels", lambda: Har(log=False)),
     ("har-x", lambda: Har(exog_iv=True)),
+    ("har-seasonal", lambda: Har(seasonal=True)),
+    ("har-x-seasonal", lambda: Har(exog_iv=True, seasonal=True)),
     ("garch", lambda: Garch()),
     ("gjr", lambda: Garch(kind="gjr")),
     ("hmm", lambda: HmmRegime()),
     ("oracle", lambda: Oracle()),
     ("lgbm", lambda: LgbmForecaster(n_estimators=60, n_jobs=1)),
     ("lgbm-bars", lambda: LgbmForecaster(n_estimators=60, n_jobs=1, features=["*", "!imbalance_*", "!chain_*"])),
+    (
+        "lgbm-seasonal-lags",
+        lambda: LgbmForecaster(
+            n_estimators=60, n_jobs=1, seasonal=True, lags=[60, 240], lag_features=["rv_60", "gk_60"]
+        ),
+    ),
+    ("lgbm-seasonal-none", lambda: LgbmForecaster(n_estimators=60, n_jobs=1, seasonal=True, base="none")),
     ("net", lambda: NetForecaster(max_epochs=3)),
+    ("net-seasonal", lambda: NetForecaster(max_epochs=3, seasonal=True)),
 ]
 
 

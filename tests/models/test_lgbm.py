@@ -239,5 +239,5 @@ def test_feature_importance_registry_and_parameter_errors(fitted, small_data):
     assert isinstance(model, LgbmForecaster) and model.label == "boosted" and model.num_leaves == 15
     with pytest.raises(ModelError, match="parameter base must be one of"):
         LgbmForecaster(base="garch").fit(small_data, np.arange(3_000, 4_000, 15))
-    with pytest.raises(ModelError, match=r"features \['nope'\] are not in the feature table"):
+    with pytest.raises(ModelError, match=r"features \['nope'\] match no column of the feature table"):
         LgbmForecaster(features=["rv_60", "nope"]).fit(small_data, np.arange(3_000, 4_000, 15))

@@ -207,7 +207,7 @@ def test_cuda_without_cuda_and_bad_parameters_are_model_errors(small_data, small
         NetForecaster(lookback=0).fit(small_data, train)
     with pytest.raises(ModelError, match=r"validation_fraction"):
         NetForecaster(validation_fraction=1.0).fit(small_data, train)
-    with pytest.raises(ModelError, match=r"\['nope'\] are not in the feature table"):
+    with pytest.raises(ModelError, match=r"\['nope'\] match no column of the feature table"):
         NetForecaster(features=["rv_60", "nope"]).fit(small_data, train)
     model = make_model("fast_net", {"family": "net", "hidden": 8, "lookback": 2})
     assert isinstance(model, NetForecaster) and model.label == "fast_net"
