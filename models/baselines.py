@@ -292,13 +292,15 @@ class Har(Forecaster):
         The profile's smoothing bandwidth in bars (:data:`models.seasonal.DEFAULT_BANDWIDTH`); used with
         ``seasonal`` only.
 
-    Training rows where a regressor or the target is not finite are left out of the fit (e.g. a zero rv in
-    logs); at predict, a non-finite regressor is an error.
+    Training rows where a regressor (inside its warm-up) or the target (a zero rv_h in logs) is not finite are
+    left out of the fit; at predict, a non-finite regressor is an error. A zero regressor (an unchanged close
+    gives rv_1 = 0) is floored at its smallest positive training value before the log.
 
     Fitted attributes: ``windows_``, ``columns_`` (regressor names), ``intercept_`` and ``coef_`` ({h: (k,)}),
     ``smear_`` ({h: float}, 1 in levels), ``floor_`` ({h: float}, 0 in logs), ``n_floored_train_``,
     ``n_fit_rows_`` ({h: rows used}), ``season_`` (the :class:`models.seasonal.SeasonalProfile`, None unless
-    ``seasonal``).
+    ``seasonal``), ``x_floor_`` ({h: (k,)}: each regressor's smallest positive training level, the floor
+    under its log, so an unchanged close (rv = 0) still has a forecast).
     """
 
     family = "har"
@@ -337,8 +339,13 @@ class Har(Forecaster):
         self.season_ = SeasonalProfile.fit(data, rows, self.seasonal_bandwidth) if self.seasonal else None
         self.intercept_, self.coef_, self.smear_, self.floor_ = {}, {}, {}, {}
         self.n_floored_train_, self.n_fit_rows_ = {}, {}
+        self.x_floor_ = {}
         for h in self.horizons_:
-            x = self._design(data, rows, h)  # (m, k)
+            levels = self._levels(data, rows, h)  # (m, k)
+            positive = np.where(np.isfinite(levels) & (levels > 0), levels, np.inf)
+            # a zero variance (an unchanged close) has no log: floor each regressor at its smallest positive value
+            self.x_floor_[h] = np.where(np.isfinite(positive.min(axis=0)), positive.min(axis=0), VAR_FLOOR)
+            x = self._transform(levels, h)
             rv = data.target(h)[rows] / self.season_factor(data, rows, h)  # deseasonalized (÷ 1 without a season)
             with np.errstate(divide="ignore", invalid="ignore"):
                 y = np.log(rv) if self.log else rv
@@ -367,14 +374,13 @@ class Har(Forecaster):
     def _predict_var(self, data: ModelData, rows: IntArray) -> dict[int, FloatArray]:
         out = {}
         for h in self.horizons_:
-            x = self._design(data, rows, h)
+            x = self._transform(self._levels(data, rows, h), h)
             bad = ~np.isfinite(x)
             if bad.any():
                 i, j = (int(v[0]) for v in np.nonzero(bad))
                 raise ModelError(
                     f"{self.label}: regressor {self.columns_[j]} is not finite at origin {rows[i]} (h={h}): it is "
-                    "inside the feature's warm-up, missing, or a zero variance in logs. Fix: start the origins "
-                    "after the warm-up"
+                    "inside the feature's warm-up or missing. Fix: start the origins after the warm-up"
                 )
             fit = self.intercept_[h] + x @ self.coef_[h]  # (m,)
             if self.log:
@@ -396,15 +402,19 @@ class Har(Forecaster):
         return self.season_.ahead(data, rows, horizon)
 
     def _design(self, data: ModelData, rows: IntArray, horizon: int) -> FloatArray:
-        return har_design(
-            data,
-            rows,
-            horizon,
-            self.windows_,
-            log=self.log,
-            exog_iv=self.exog_iv,
-            season=getattr(self, "season_", None),
-        )
+        """The regressors at ``rows`` as fitted: levels, or logs of levels floored at ``x_floor_``. (m, k)."""
+        return self._transform(self._levels(data, rows, horizon), horizon)
+
+    def _levels(self, data: ModelData, rows: IntArray, horizon: int) -> FloatArray:
+        season = getattr(self, "season_", None)
+        return har_design(data, rows, horizon, self.windows_, log=False, exog_iv=self.exog_iv, season=season)
+
+    def _transform(self, levels: FloatArray, horizon: int) -> FloatArray:
+        """Logs of the regressors, each floored at its smallest positive training value (log-HAR); levels as they
+        are (levels HAR). NaN stays NaN."""
+        if not self.log:
+            return levels
+        return np.log(np.where(np.isnan(levels), np.nan, np.maximum(levels, self.x_floor_[horizon])))
 
     def _windows(self, data: ModelData) -> list[int]:
         available = rv_windows(data.features)

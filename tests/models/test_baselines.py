@@ -300,3 +300,25 @@ def test_har_x_needs_an_iv_and_har_needs_its_windows(small_data, small_split):
     assert model.windows_ == [60, 1440] and model.coef_[60].shape == (2,)
     with pytest.raises(ModelError, match="regressor rv_1440 is not finite at origin 100"):
         model.predict(small_data, np.arange(100, 200))
+
+
+def test_log_har_floors_a_zero_regressor_at_its_smallest_training_level(small_data, small_split) -> None:
+    """An unchanged close gives rv_W = 0 (no log): the forecast uses the smallest positive training level instead."""
+    import dataclasses
+
+    train, test = small_split
+    model = Har().fit(small_data, train)
+    features = small_data.features.copy()
+    row = int(test[5])
+    features.iloc[row, features.columns.get_loc("rv_60")] = 0.0
+    zeroed = dataclasses.replace(small_data, features=features)
+    floored = features.copy()
+    h = small_data.horizons[0]
+    j = model.columns_.index("rv_60")
+    floored.iloc[row, floored.columns.get_loc("rv_60")] = model.x_floor_[h][j] * 60 / h  # the floor, in rv_60 units
+    expected = model.predict(dataclasses.replace(small_data, features=floored), test[5:6])
+    got = model.predict(zeroed, test[5:6])
+    assert np.isfinite(got["var"]).all()
+    np.testing.assert_allclose(got["var"].to_numpy(), expected["var"].to_numpy(), rtol=1e-12)
+    positive = small_data.column("rv_60")[train] * h / 60
+    assert model.x_floor_[h][j] == positive[positive > 0].min()
