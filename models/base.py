@@ -150,6 +150,47 @@ def select_features(columns: Sequence[str], patterns: Sequence[str] | None, what
     return chosen
 
 
+def purged_validation_split(rows: IntArray, horizon: int, fraction: float) -> tuple[IntArray, IntArray]:
+    """Split increasing training origins into (fit, validation) in time, purged of overlapping targets.
+
+    The validation part is the last ``round(fraction · m)`` origins (at least 1). The target of origin t covers
+    bars (t, t + h]; a fit origin with ``t + h > v0`` (v0 the first validation origin) would share returns with a
+    validation target and with the validation features, so it is dropped.
+
+    Parameters
+    ----------
+    rows
+        Increasing origins (row positions), (m,).
+    horizon
+        h in bars (≥ 1).
+    fraction
+        Share of the origins to validate on, in (0, 1).
+
+    Returns
+    -------
+    fit, valid
+        Origins, (m_fit,) and (m_valid,); ``fit[-1] + horizon <= valid[0]``.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if not 0.0 < fraction < 1.0:
+        raise ModelError(f"validation fraction must be in (0, 1); got {fraction!r}")
+    n_valid = max(1, round(fraction * rows.size))
+    if n_valid >= rows.size:
+        raise ModelError(
+            f"a validation fraction of {fraction} leaves no fit rows out of {rows.size}. Fix: train on more origins "
+            "or lower validation_fraction (0 turns early stopping off)"
+        )
+    valid = rows[rows.size - n_valid :]
+    head = rows[: rows.size - n_valid]
+    fit = head[head + horizon <= valid[0]]
+    if fit.size == 0:
+        raise ModelError(
+            f"purging h={horizon} bars before the validation part (from row {valid[0]}) leaves no fit rows out of "
+            f"{rows.size}. Fix: train on a longer window or lower validation_fraction (0 turns early stopping off)"
+        )
+    return fit, valid
+
+
 def check_rows(data: ModelData, rows: npt.ArrayLike, what: str) -> IntArray:
     """Row positions as int64, checked: 1-d, inside the data, increasing, not empty."""
     out = np.asarray(rows)

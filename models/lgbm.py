@@ -17,7 +17,7 @@ does the same with trees: per horizon h,
   as the input ``base_log_var`` (they may correct it non-linearly). ``base="none"`` boosts from the constant log
   of the training mean of rv_h (the gamma fit of a constant).
 - **early stopping** on the last ``validation_fraction`` of the training rows in time, purged
-  (:func:`purged_validation_split`), on the validation QLIKE (custom metric ``"qlike"``, the base included). The
+  (:func:`models.base.purged_validation_split`), on the validation QLIKE (custom metric ``"qlike"``, the base included). The
   base of that stage is fitted on the purged fit part only, so the validation rows are unseen by all of it.
   Then the model is **refit on all training rows** with the best number of trees (unscaled): the validation part
   is the most recent stretch of the window, the most relevant to the next forecasts, so it is not left out.
@@ -60,6 +60,7 @@ from models.base import (
     IntArray,
     ModelData,
     ModelError,
+    purged_validation_split,
     qlike_loss,
     select_features,
 )
@@ -79,47 +80,6 @@ LgbCallback = Callable[[lgb.callback.CallbackEnv], None]
 
 
 # ---------------------------------------------------------------- pure functions
-
-
-def purged_validation_split(rows: IntArray, horizon: int, fraction: float) -> tuple[IntArray, IntArray]:
-    """Split increasing training origins into (fit, validation) in time, purged of overlapping targets.
-
-    The validation part is the last ``round(fraction · m)`` origins (at least 1). The target of origin t covers
-    bars (t, t + h]; a fit origin with ``t + h > v0`` (v0 the first validation origin) would share returns with a
-    validation target and with the validation features, so it is dropped.
-
-    Parameters
-    ----------
-    rows
-        Increasing origins (row positions), (m,).
-    horizon
-        h in bars (≥ 1).
-    fraction
-        Share of the origins to validate on, in (0, 1).
-
-    Returns
-    -------
-    fit, valid
-        Origins, (m_fit,) and (m_valid,); ``fit[-1] + horizon <= valid[0]``.
-    """
-    rows = np.asarray(rows, dtype=np.int64)
-    if not 0.0 < fraction < 1.0:
-        raise ModelError(f"validation fraction must be in (0, 1); got {fraction!r}")
-    n_valid = max(1, round(fraction * rows.size))
-    if n_valid >= rows.size:
-        raise ModelError(
-            f"a validation fraction of {fraction} leaves no fit rows out of {rows.size}. Fix: train on more origins "
-            "or lower validation_fraction (0 turns early stopping off)"
-        )
-    valid = rows[rows.size - n_valid :]
-    head = rows[: rows.size - n_valid]
-    fit = head[head + horizon <= valid[0]]
-    if fit.size == 0:
-        raise ModelError(
-            f"purging h={horizon} bars before the validation part (from row {valid[0]}) leaves no fit rows out of "
-            f"{rows.size}. Fix: train on a longer window or lower validation_fraction (0 turns early stopping off)"
-        )
-    return fit, valid
 
 
 def qlike(rv: FloatArray, var: FloatArray) -> float:

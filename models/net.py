@@ -94,6 +94,7 @@ from models.base import (
     ModelData,
     ModelError,
     check_rows,
+    purged_validation_split,
     select_features,
 )
 from models.baselines import Har
@@ -503,13 +504,11 @@ class NetForecaster(Forecaster):
     def _split(self, rows: IntArray) -> tuple[IntArray, IntArray]:
         """Positions in ``rows`` (fit, validation): the last ``validation_fraction`` of the origins in time for
         validation, the fit origins purged of those whose longest horizon reaches past the first validation one."""
-        n_valid = round(self.validation_fraction * rows.size)
         positions = np.arange(rows.size)
-        if n_valid == 0:
+        if round(self.validation_fraction * rows.size) == 0:
             return positions, positions[:0]
-        valid = positions[rows.size - n_valid :]
-        fit = positions[: rows.size - n_valid]
-        fit = fit[rows[fit] + max(self.horizons_) <= rows[valid[0]]]
+        fit_rows, valid_rows = purged_validation_split(rows, max(self.horizons_), self.validation_fraction)
+        fit, valid = np.searchsorted(rows, fit_rows), np.searchsorted(rows, valid_rows)
         if fit.size < 2 * len(QUANTILES) or valid.size < 2:
             raise ModelError(
                 f"{self.label}: validation_fraction={self.validation_fraction} of {rows.size} training origins "

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from models.base import QUANTILES, ModelData, ModelError
-from models.lgbm import BASE_FEATURE, METRIC_NAME, VALID_NAME, LgbmForecaster, purged_validation_split, qlike
+from models.base import QUANTILES, ModelData, ModelError, purged_validation_split
+from models.lgbm import BASE_FEATURE, METRIC_NAME, VALID_NAME, LgbmForecaster, qlike
 from models.registry import make_model
 
 EULER_GAMMA = 0.5772156649015329  # −E[log ε] for ε ~ Exp(1)
