@@ -18,7 +18,8 @@ does the same with trees: per horizon h,
   of the training mean of rv_h (the gamma fit of a constant).
 - **early stopping** on the last ``validation_fraction`` of the training rows in time, purged
   (:func:`models.base.purged_validation_split`), on the validation QLIKE (custom metric ``"qlike"``, the base
-  included). The base of that stage is fitted on the purged fit part only, so the validation rows are unseen by all of it.
+  included). The base of that stage is fitted on the purged fit part only, so the validation rows are unseen by
+  all of it.
   Then the model is **refit on all training rows** with the best number of trees (unscaled): the validation part
   is the most recent stretch of the window, the most relevant to the next forecasts, so it is not left out.
 - **quantiles** (``quantile_models=True``): LightGBM ``objective="quantile"`` at each level of
