@@ -241,6 +241,7 @@ def _list_all(client: Any, run_id: str, path: str) -> list[Any]:
 
 def write_report(comparison: dict[str, Any], out: Path) -> Path:
     """Write the Markdown or HTML report (by the suffix of ``out``) with the plots next to it."""
+    out = Path(out).resolve()  # the downloaded plots come back as absolute paths; links are made relative to out
     out.parent.mkdir(parents=True, exist_ok=True)
     files = out.parent / f"{out.stem}_files"
     plots = download_plots(comparison, files)

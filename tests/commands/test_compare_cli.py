@@ -164,3 +164,14 @@ def test_compare_arguments_import_no_mlflow():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "--run-id" in done.stdout
     assert done.stdout.strip().splitlines()[-1] == "True False"
+
+
+def test_compare_writes_a_report_at_a_relative_path(store, capsys, monkeypatch):
+    """``--out demo_out/report.md`` (relative, as the demo passes it): the plot links are relative to the report."""
+    tmp, spec_file = store
+    _log(spec_file)
+    monkeypatch.chdir(tmp)
+    assert main(["compare", "--config", str(spec_file), "--out", "rel/report.md"]) == 0
+    report = tmp / "rel" / "report.md"
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report.read_text())
+    assert links and all(not link.startswith("/") and (report.parent / link).is_file() for link in links)
