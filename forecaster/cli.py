@@ -57,12 +57,15 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.N
     Returns (args, 0), or (None, exit code) when argparse exits (``--help``: 0, usage errors: 2).
     """
     try:
+        sub_action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        # the first word that names a command: add its arguments before parsing, so `COMMAND --help` lists them
+        command = next((word for word in argv if not word.startswith("-")), None)
+        if command in COMMANDS:
+            _command_module(command).add_arguments(sub_action.choices[command])
         known, _ = parser.parse_known_args(argv)
         if known.command is None:
             parser.print_help()
             return None, EXIT_USAGE if argv else EXIT_OK
-        sub_action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        _command_module(known.command).add_arguments(sub_action.choices[known.command])
         return parser.parse_args(argv), EXIT_OK
     except SystemExit as exc:
         return None, int(exc.code or 0)

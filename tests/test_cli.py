@@ -131,3 +131,11 @@ def test_demo_trains_evaluates_and_compares_the_models(tmp_path: Path, capsys, m
     assert "not registered: 'oracle'" in out
     assert (tmp_path / "demo" / "report.md").is_file() and (tmp_path / "demo" / "metrics.json").is_file()
     assert "open the MLflow UI" in out
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"), [("train", "--models"), ("evaluate", "--predictions"), ("tune", "--trials")]
+)
+def test_command_help_lists_the_commands_own_options(command: str, flag: str, capsys) -> None:
+    assert cli.main([command, "--help"]) == 0
+    assert flag in capsys.readouterr().out
