@@ -6,7 +6,7 @@ import copy
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -96,6 +96,22 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def check_keys(values: Mapping[str, Any], allowed: Sequence[str], where: str, prefix: str) -> None:
+    """Raise :class:`ConfigError` naming ``prefix.key`` (first in sorted order) for a key not in ``allowed``."""
+    unknown = sorted(str(k) for k in values if k not in allowed)
+    if unknown:
+        raise ConfigError(where, f"{prefix}.{unknown[0]}", f"unknown key; allowed keys: {', '.join(allowed)}")
+
+
+def checked_section(spec_values: Mapping[str, Any], key: str, allowed: Sequence[str], where: str) -> dict[str, Any]:
+    """A top-level spec section (absent or null: empty) that must be a mapping of ``allowed`` keys only."""
+    section = spec_values.get(key) or {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(where, key, f"must be a mapping of keys ({', '.join(allowed)})")
+    check_keys(section, allowed, where, key)
+    return dict(section)
+
+
 def dataclass_from_mapping(cls: type, values: Mapping[str, Any], where: str, prefix: str) -> Any:
     """Build the (nested) dataclass ``cls`` from a spec section, checking keys and value types.
 
@@ -104,10 +120,7 @@ def dataclass_from_mapping(cls: type, values: Mapping[str, Any], where: str, pre
     Missing keys keep the dataclass defaults; lists become tuples; ints are accepted for floats.
     """
     hints = get_type_hints(cls)
-    allowed = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(values) - set(allowed))
-    if unknown:
-        raise ConfigError(where, f"{prefix}.{unknown[0]}", f"unknown key; allowed keys: {', '.join(allowed)}")
+    check_keys(values, [f.name for f in dataclasses.fields(cls)], where, prefix)
     return cls(**{k: _coerce(v, hints[k], where, f"{prefix}.{k}") for k, v in values.items()})
 
 

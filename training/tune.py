@@ -116,7 +116,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from forecaster.config import Spec
+from forecaster.config import Spec, checked_section
 from forecaster.errors import ConfigError, UsageError
 from forecaster.progress import progress
 from models.base import IntArray, ModelData, ModelError
@@ -349,13 +349,7 @@ def tuning_config_from_spec(spec_values: Mapping[str, Any], *, where: str) -> Tu
 
     Raises ConfigError naming ``where`` and ``tuning.<key>`` for an unknown key or a bad value.
     """
-    section = spec_values.get("tuning") or {}
-    if not isinstance(section, Mapping):
-        raise ConfigError(where, "tuning", f"must be a mapping of keys ({', '.join(TuningConfig.keys())})")
-    allowed = TuningConfig.keys()
-    unknown = sorted(str(k) for k in section if k not in allowed)
-    if unknown:
-        raise ConfigError(where, f"tuning.{unknown[0]}", f"unknown key; allowed keys: {', '.join(allowed)}")
+    section = checked_section(spec_values, "tuning", TuningConfig.keys(), where)
     values = {k: v for k, v in section.items() if v is not None or k == "horizons"}
     if isinstance(values.get("horizons"), list):
         values["horizons"] = tuple(values["horizons"])

@@ -51,6 +51,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from forecaster.config import checked_section
 from forecaster.errors import ConfigError, UsageError
 from forecaster.progress import progress
 from models.base import FORECAST_COLUMNS, Forecaster, IntArray, ModelData, ModelError
@@ -174,13 +175,7 @@ def walkforward_config_from_spec(spec_values: Mapping[str, Any], *, where: str) 
 
     Raises ConfigError naming ``where`` and the dotted key for an unknown key or a bad value.
     """
-    section = spec_values.get("evaluation") or {}
-    if not isinstance(section, Mapping):
-        raise ConfigError(where, "evaluation", f"must be a mapping of keys ({', '.join(WalkForwardConfig.keys())})")
-    allowed = WalkForwardConfig.keys()
-    unknown = sorted(str(k) for k in section if k not in allowed)
-    if unknown:
-        raise ConfigError(where, f"evaluation.{unknown[0]}", f"unknown key; allowed keys: {', '.join(allowed)}")
+    section = checked_section(spec_values, "evaluation", WalkForwardConfig.keys(), where)
     config = WalkForwardConfig(**section, source=where)
     horizons = spec_values.get("horizons")
     if config.embargo is not None and isinstance(horizons, list | tuple) and all(isinstance(h, int) for h in horizons):

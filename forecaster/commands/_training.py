@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -39,14 +38,10 @@ class TrainingInputs:
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="SPEC", help="experiment spec (YAML path or name); default by bar length")
+    from forecaster.commands.features import add_market_file_arguments
+
     data = parser.add_argument_group("market data (none: the spec's simulated market over training.days)")
-    data.add_argument("--bars", type=Path, metavar="FILE", help="OHLCV bars")
-    data.add_argument("--trades", type=Path, metavar="FILE", help="trades (Tardis columns): order-flow features")
-    data.add_argument("--iv-index", type=Path, metavar="FILE", help="implied-vol index")
-    data.add_argument("--options", type=Path, metavar="FILE", help="option chain (Tardis options_chain)")
-    data.add_argument("--iv-units", choices=("pct", "dec", "auto"), help="units of the IVs (overrides data.iv_units)")
-    data.add_argument("--freq", help="bar length such as 1min or 1d (overrides data.freq; default inferred)")
-    data.add_argument("--bar-label", choices=("end", "open"), help="what bar timestamps mark (data.bar_label)")
+    add_market_file_arguments(data)
     data.add_argument("--horizons", type=parse_horizons, help="forecast horizons in bars, e.g. 1,5,22")
     data.add_argument("--days", type=float, help="simulated days (overrides training.days)")
     data.add_argument("--seed", type=int, help="simulator seed (overrides simulator.seed)")

@@ -23,7 +23,16 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="SPEC", help="experiment spec (YAML path or name); default sim_intraday")
-    data = parser.add_argument_group("market data (none: the spec's simulated market)")
+    add_market_file_arguments(parser.add_argument_group("market data (none: the spec's simulated market)"))
+    parser.add_argument("--out", type=Path, required=True, metavar="FILE", help="feature table: .parquet or .csv")
+    parser.add_argument("--targets", type=Path, metavar="FILE", help="also write the targets rv_h, div_h here")
+    parser.add_argument("--horizons", type=parse_horizons, help="target horizons in bars (overrides horizons)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write a summary (columns, warm-ups, fingerprint)")
+
+
+def add_market_file_arguments(data: argparse._ArgumentGroup) -> None:
+    """The flags of a market given as files, read by :func:`_market` (``features``, ``train``, ``evaluate``,
+    ``tune``)."""
     data.add_argument("--bars", type=Path, metavar="FILE", help="OHLCV bars")
     data.add_argument("--trades", type=Path, metavar="FILE", help="trades (Tardis columns): order-flow features")
     data.add_argument("--iv-index", type=Path, metavar="FILE", help="implied-vol index: implied features")
@@ -39,10 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--bar-label", choices=("end", "open"), help="what bar timestamps mark (overrides data.bar_label)"
     )
-    parser.add_argument("--out", type=Path, required=True, metavar="FILE", help="feature table: .parquet or .csv")
-    parser.add_argument("--targets", type=Path, metavar="FILE", help="also write the targets rv_h, div_h here")
-    parser.add_argument("--horizons", type=parse_horizons, help="target horizons in bars (overrides horizons)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="write a summary (columns, warm-ups, fingerprint)")
 
 
 def run(args: argparse.Namespace) -> int:
