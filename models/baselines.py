@@ -206,6 +206,8 @@ def _fit_lam(r2: FloatArray, rv: FloatArray, rows: IntArray, h: int, label: str)
 
 # ---------------------------------------------------------------- HAR
 
+HAR_MEASURES = ("rv", "bv", "parkinson", "gk", "rs")  # variance estimators summed over W bars (features.realized)
+
 
 def har_design(
     data: ModelData,
@@ -216,18 +218,21 @@ def har_design(
     log: bool,
     exog_iv: bool,
     season: SeasonalProfile | None = None,
+    measures: Sequence[str] = ("rv",),
 ) -> FloatArray:
     """HAR regressors at ``rows`` for one horizon h, without the intercept. Shape (m, k).
 
-    One column per window W: ``rv_W · h/W``, the last W bars' variance rescaled to the horizon; with a ``season``
-    profile, deseasonalized first: ``rv_W / s_W^past · h/W`` (:meth:`models.seasonal.SeasonalProfile.past`, the
-    mean seasonal multiplier of those W bars). Then, when ``exog_iv``, the implied variance of the horizon
+    One column per measure M and window W (measures outer, windows inner): ``M_W · h/W``, the last W bars'
+    variance by that estimator rescaled to the horizon (``rv_W`` for the classic HAR); with a ``season`` profile,
+    deseasonalized first: ``M_W / s_W^past · h/W`` (:meth:`models.seasonal.SeasonalProfile.past`, the mean
+    seasonal multiplier of those W bars). Then, when ``exog_iv``, the implied variance of the horizon
     ``iv² · h · bar_years`` (a 30-day IV: not seasonal). With ``log``, their logs (a zero variance gives −inf).
     Missing inputs stay NaN.
     """
-    columns = [data.column(f"rv_{w}")[rows] * (horizon / w) for w in windows]
+    columns = [data.column(f"{m}_{w}")[rows] * (horizon / w) for m in measures for w in windows]
     if season is not None:
-        columns = [c / season.past(data, rows, w) for c, w in zip(columns, windows, strict=True)]
+        divisors = [season.past(data, rows, w) for w in windows]
+        columns = [c / divisors[i % len(windows)] for i, c in enumerate(columns)]
     if exog_iv:
         if data.iv is None:
             raise ModelError(
@@ -279,6 +284,11 @@ class Har(Forecaster):
         ``data.iv``.
     windows
         The ``rv_W`` windows to use; None: every ``rv_W`` column of the feature table.
+    measures
+        The realized-variance estimators used at every window, from :data:`HAR_MEASURES`: ``["rv"]`` (default) is
+        Corsi's HAR; adding range-based ones (``"gk"`` Garman-Klass, ``"parkinson"``, ``"rs"`` Rogers-Satchell)
+        or ``"bv"`` (bipower, jump-robust) gives the log-HAR more efficient measures of the recent variance (their
+        ``M_W`` columns must exist: the realized feature group writes them for every window).
     ridge
         Ridge penalty on the standardized slopes (:func:`fit_linear`); 0 is OLS.
     seasonal
@@ -311,6 +321,7 @@ class Har(Forecaster):
         log: bool = True,
         exog_iv: bool = False,
         windows: list[int] | None = None,
+        measures: list[str] | None = None,
         ridge: float = 0.0,
         seasonal: bool = False,
         seasonal_bandwidth: float = DEFAULT_BANDWIDTH,
@@ -322,6 +333,7 @@ class Har(Forecaster):
         self.log = log
         self.exog_iv = exog_iv
         self.windows = windows
+        self.measures = measures
         self.ridge = ridge
         self.seasonal = seasonal
         self.seasonal_bandwidth = seasonal_bandwidth
@@ -331,11 +343,12 @@ class Har(Forecaster):
 
     def _fit(self, data: ModelData, rows: IntArray) -> None:
         self.windows_ = self._windows(data)
+        self.measures_ = self._measures(data)
         if isinstance(self.ridge, bool) or not (isinstance(self.ridge, numbers.Real) and self.ridge >= 0):
             raise ModelError(f"{self.label}: ridge must be a number ≥ 0; got {self.ridge!r}")
         if not isinstance(self.seasonal, bool):
             raise ModelError(f"{self.label}: seasonal must be True or False; got {self.seasonal!r}")
-        self.columns_ = [f"rv_{w}" for w in self.windows_] + (["iv"] if self.exog_iv else [])
+        self.columns_ = [f"{m}_{w}" for m in self.measures_ for w in self.windows_] + (["iv"] if self.exog_iv else [])
         self.season_ = SeasonalProfile.fit(data, rows, self.seasonal_bandwidth) if self.seasonal else None
         self.intercept_, self.coef_, self.smear_, self.floor_ = {}, {}, {}, {}
         self.n_floored_train_, self.n_fit_rows_ = {}, {}
@@ -407,7 +420,10 @@ class Har(Forecaster):
 
     def _levels(self, data: ModelData, rows: IntArray, horizon: int) -> FloatArray:
         season = getattr(self, "season_", None)
-        return har_design(data, rows, horizon, self.windows_, log=False, exog_iv=self.exog_iv, season=season)
+        measures = getattr(self, "measures_", ("rv",))  # models pickled before measures existed: the classic HAR
+        return har_design(
+            data, rows, horizon, self.windows_, log=False, exog_iv=self.exog_iv, season=season, measures=measures
+        )
 
     def _transform(self, levels: FloatArray, horizon: int) -> FloatArray:
         """Logs of the regressors, each floored at its smallest positive training value (log-HAR); levels as they
@@ -415,6 +431,25 @@ class Har(Forecaster):
         if not self.log:
             return levels
         return np.log(np.where(np.isnan(levels), np.nan, np.maximum(levels, self.x_floor_[horizon])))
+
+    def _measures(self, data: ModelData) -> list[str]:
+        measures = ["rv"] if self.measures is None else self.measures
+        if (
+            isinstance(measures, str)
+            or not measures
+            or any(m not in HAR_MEASURES for m in measures)
+            or len(set(measures)) != len(measures)
+        ):
+            raise ModelError(
+                f"{self.label}: measures must be a list of distinct names from {list(HAR_MEASURES)}; got {measures!r}"
+            )
+        missing = [f"{m}_{w}" for m in measures for w in self.windows_ if f"{m}_{w}" not in data.features.columns]
+        if missing:
+            raise ModelError(
+                f"{self.label}: measure columns {missing[:5]} are not in the feature table. Fix: add the 'realized' "
+                "group to the spec's features (it writes every measure at every window), or drop those measures"
+            )
+        return list(measures)
 
     def _windows(self, data: ModelData) -> list[int]:
         available = rv_windows(data.features)

@@ -37,7 +37,10 @@ the test origins t in time order, with α_t starting at α (so the first interva
   largest score (a finite interval instead of ACI's infinite one) and α_t ≥ 1 the smallest.
 
 Only outcomes known at t enter the interval at t: changing any later outcome leaves it unchanged (strictly causal).
-Each ``apply`` call starts again from α at its first origin; to continue online, pass the whole test history.
+Each ``apply`` call starts again from the calibrator's state at its first origin: α for a fitted calibrator; to
+continue online, pass the whole test history, or :meth:`ConformalCalibrator.advance` the calibrator through it
+(a new calibrator carrying α_t and the pooled scores as of the history's last origin: what a registered model
+serves with).
 
 Shapes: n calibration origins, m test origins per (model, horizon); quantile blocks (m, 5) in :data:`QUANTILES` order.
 """
@@ -119,6 +122,8 @@ def adaptive_corrections(
     n_known: npt.ArrayLike,
     alpha: float,
     gamma: float,
+    *,
+    alpha_start: float | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """ACI corrections at m test origins in time order (module docstring).
 
@@ -132,6 +137,9 @@ def adaptive_corrections(
         (m,): at origin i, test origins 0 .. n_known[i] − 1 have their outcome known (:func:`known_counts`).
     alpha, gamma
         Target miscoverage and step size.
+    alpha_start
+        α_t before the first update (None: ``alpha``): the level an advanced calibrator carries
+        (:meth:`ConformalCalibrator.advance`).
 
     Returns
     -------
@@ -143,7 +151,7 @@ def adaptive_corrections(
     known = np.asarray(n_known, dtype=np.int64)
     m = scores.size
     out, levels = np.empty(m), np.empty(m)
-    a, j = float(alpha), 0
+    a, j = float(alpha if alpha_start is None else alpha_start), 0
     for i in range(m):
         while j < known[i]:  # origins whose outcome arrived by t_i, each once, in time order
             if math.isfinite(scores[j]):
@@ -184,7 +192,12 @@ class CalibrationGroup:
     outer, inner
         Split corrections (log scale) of [q05, q95] at level 1 − α and of [q25, q75] at 50%.
     scores_outer, scores_inner
-        The sorted calibration scores (kept for the adaptive method; empty for split).
+        The sorted calibration scores (kept for the adaptive method; empty for split). After
+        :meth:`ConformalCalibrator.advance`, also the scores of the test origins known by then.
+    alpha_outer, alpha_inner
+        The ACI levels α_t the adaptive method starts from (None: α and 0.5, a calibrator never advanced).
+    as_of
+        ISO time of the last origin an advanced calibrator has seen (None: never advanced).
     """
 
     n: int
@@ -192,6 +205,9 @@ class CalibrationGroup:
     inner: float
     scores_outer: tuple[float, ...] = ()
     scores_inner: tuple[float, ...] = ()
+    alpha_outer: float | None = None
+    alpha_inner: float | None = None
+    as_of: str | None = None
 
 
 def _check_params(params: Mapping[str, Any]) -> None:
@@ -349,14 +365,75 @@ class ConformalCalibrator:
         y = frame["realized"].to_numpy(dtype=float)[order]
         known = known_counts(ts_sorted, key[1], step)
         c_out, _ = adaptive_corrections(
-            group.scores_outer, conformity_scores(y, qs[:, 0], qs[:, 4]), known, self.alpha, self.gamma
+            group.scores_outer,
+            conformity_scores(y, qs[:, 0], qs[:, 4]),
+            known,
+            self.alpha,
+            self.gamma,
+            alpha_start=group.alpha_outer,
         )
         c_in, _ = adaptive_corrections(
-            group.scores_inner, conformity_scores(y, qs[:, 1], qs[:, 3]), known, INNER_ALPHA, self.gamma
+            group.scores_inner,
+            conformity_scores(y, qs[:, 1], qs[:, 3]),
+            known,
+            INNER_ALPHA,
+            self.gamma,
+            alpha_start=group.alpha_inner,
         )
         out = np.empty_like(q)
         out[order] = calibrated_quantiles(qs, c_out, c_in)
         return out
+
+    def advance(self, history: pd.DataFrame, *, freq: pd.Timedelta | str) -> ConformalCalibrator:
+        """The adaptive calibrator as it stands after walking ``history``: a new calibrator whose ACI state (α_t and
+        the pooled scores) is the one used at the last origin of each (model, horizon), so a later :meth:`apply`
+        continues from there instead of starting again at α.
+
+        ``history`` is a forecast frame with raw quantiles, ``timestamp`` and ``realized`` (NaN where unknown),
+        as :meth:`apply` takes it; at its last origin T only the outcomes known at T count (s + h·freq ≤ T), so the
+        advanced calibrator applied at T gives exactly what ``apply(history)`` gave at T. The walk-forward
+        registers calibrators advanced through the last test block. The split method has no state to advance:
+        the calibrator is returned as it is.
+        """
+        if not hasattr(self, "groups_"):
+            raise CalibrationError("ConformalCalibrator is not fitted: call fit(calibration_predictions) first")
+        if self.method != "adaptive":
+            return self
+        _frame_columns(history, ("timestamp", "horizon", "model", *QUANTILE_COLUMNS, "realized"), "advance")
+        step = self._bar_length(freq)
+        q_all = history[list(QUANTILE_COLUMNS)].to_numpy(dtype=float)
+        groups = dict(self.groups_)
+        for key, rows in _groups(history).items():
+            if key not in groups:
+                raise CalibrationError(f"advance: model {key[0]!r} h={key[1]} was never calibrated")
+            group = groups[key]
+            ts = pd.DatetimeIndex(pd.to_datetime(history["timestamp"].iloc[rows], utc=True))
+            order = np.argsort(ts.asi8, kind="stable")
+            ts_sorted, qs = ts[order], q_all[rows][order]
+            y = history["realized"].to_numpy(dtype=float)[rows][order]
+            known = known_counts(ts_sorted, key[1], step)
+            state = {}
+            for side, (lo, hi), alpha, start, pool in (
+                ("outer", (0, 4), self.alpha, group.alpha_outer, group.scores_outer),
+                ("inner", (1, 3), INNER_ALPHA, group.alpha_inner, group.scores_inner),
+            ):
+                scores = conformity_scores(y, qs[:, lo], qs[:, hi])
+                c, levels = adaptive_corrections(pool, scores, known, alpha, self.gamma, alpha_start=start)
+                seen = scores[: known[-1]]
+                state[side] = (float(c[-1]), float(levels[-1]), tuple(sorted([*pool, *seen[np.isfinite(seen)]])))
+            groups[key] = CalibrationGroup(
+                n=group.n,
+                outer=state["outer"][0],
+                inner=state["inner"][0],
+                scores_outer=state["outer"][2],
+                scores_inner=state["inner"][2],
+                alpha_outer=state["outer"][1],
+                alpha_inner=state["inner"][1],
+                as_of=ts_sorted[-1].isoformat(),
+            )
+        advanced = ConformalCalibrator(**self.get_params())
+        advanced.groups_ = groups
+        return advanced
 
     # ---------------------------------------------------------------- inspection and persistence
 
@@ -383,6 +460,9 @@ class ConformalCalibrator:
                 "inner": g.inner,
                 "scores_outer": list(g.scores_outer),
                 "scores_inner": list(g.scores_inner),
+                "alpha_outer": g.alpha_outer,
+                "alpha_inner": g.alpha_inner,
+                "as_of": g.as_of,
             }
             for (m, h), g in self.groups_.items()
         ]
@@ -403,6 +483,9 @@ class ConformalCalibrator:
                     inner=float(g["inner"]),
                     scores_outer=tuple(float(s) for s in g["scores_outer"]),
                     scores_inner=tuple(float(s) for s in g["scores_inner"]),
+                    alpha_outer=None if g.get("alpha_outer") is None else float(g["alpha_outer"]),
+                    alpha_inner=None if g.get("alpha_inner") is None else float(g["alpha_inner"]),
+                    as_of=g.get("as_of"),
                 )
                 for g in data["groups"]
             }

@@ -65,7 +65,7 @@ from models.base import (
     qlike_loss,
     select_features,
 )
-from models.baselines import Har
+from models.baselines import HAR_MEASURES, Har
 from models.seasonal import SeasonalProfile
 
 BASES = ("har", "none")
@@ -141,6 +141,10 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "base": (lambda v: v in BASES, f"one of {BASES}"),
     "seasonal": (lambda v: isinstance(v, bool), "True or False"),
+    "base_measures": (
+        lambda v: v is None or (isinstance(v, list | tuple) and len(v) > 0 and all(m in HAR_MEASURES for m in v)),
+        f"None (rv only) or a non-empty list from {list(HAR_MEASURES)}",
+    ),
     "lags": (
         lambda v: isinstance(v, list | tuple) and all(_is_int(x) and x >= 1 for x in v) and len(set(v)) == len(v),
         "a list of distinct bar counts ≥ 1 (empty: no lagged inputs)",
@@ -176,6 +180,10 @@ class LgbmForecaster(Forecaster):
         regressors, forecast × the calendar factor ``s_h(t)`` of the next h bars), and the trees get two more
         inputs, ``season_log_ahead = log s_h(t)`` and ``season_log_past = log s_h^past(t)`` (the factor of the last
         h bars). The profile is fitted on the training rows (with ``base="none"``, alone). False: no seasonality.
+    base_measures
+        The realized measures of the log-HAR base (:class:`models.baselines.Har` ``measures``): None is ``rv``
+        only; e.g. ``["rv", "gk"]`` adds Garman-Klass range variances at every window, a stronger start when the
+        bars carry informative highs and lows.
     lags, lag_features
         A longer memory than the origin's row: for each lag L in ``lags`` (bars), the ``lag_features`` columns
         at row t − L, as inputs ``{column}_lag{L}`` (NaN before the first bar; causal: t − L < t). ``lag_features``
@@ -211,6 +219,7 @@ class LgbmForecaster(Forecaster):
         features: list[str] | None = None,
         base: str = "har",
         seasonal: bool = False,
+        base_measures: list[str] | None = None,
         lags: Sequence[int] = (),
         lag_features: list[str] | None = None,
         quantile_models: bool = True,
@@ -234,6 +243,7 @@ class LgbmForecaster(Forecaster):
         self.features = features
         self.base = base
         self.seasonal = seasonal
+        self.base_measures = base_measures
         self.lags = lags
         self.lag_features = lag_features
         self.quantile_models = quantile_models
@@ -414,6 +424,7 @@ class LgbmForecaster(Forecaster):
             log=True,
             exog_iv=data.iv is not None,
             seasonal=self.seasonal,
+            measures=None if self.base_measures is None else list(self.base_measures),
             horizons=(h,),
             seed=self.seed,
             name=f"{self.label}-base",

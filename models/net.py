@@ -97,7 +97,7 @@ from models.base import (
     purged_validation_split,
     select_features,
 )
-from models.baselines import Har
+from models.baselines import HAR_MEASURES, Har
 
 LOSS_WEIGHTS = {"qlike": 1.0, "pinball": 1.0, "regime": 0.25}
 MAX_CORRECTION = 5.0  # |log var − log HAR| ≤ 5
@@ -302,6 +302,10 @@ _PARAMETER_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "device": (lambda v: v in ("auto", "cpu", "cuda"), "'auto', 'cpu' or 'cuda'"),
     "base": (lambda v: v == "har", "'har' (the log-HAR offset the network corrects)"),
     "seasonal": (lambda v: isinstance(v, bool), "True or False (a seasonal HAR offset)"),
+    "base_measures": (
+        lambda v: v is None or (isinstance(v, list | tuple) and len(v) > 0 and all(m in HAR_MEASURES for m in v)),
+        f"None (rv only) or a non-empty list from {list(HAR_MEASURES)}",
+    ),
 }
 
 
@@ -335,6 +339,9 @@ class NetForecaster(Forecaster):
         True: the HAR offset models the intraday seasonality (``Har(seasonal=True)``, :mod:`models.seasonal`): its
         regressors are deseasonalized and its forecast carries the calendar factor ``s_h(t)`` of the next h bars,
         so the net corrects a forecast that already knows the time of day. False: the plain log-HAR offset.
+    base_measures
+        The realized measures of the HAR offset (:class:`models.baselines.Har` ``measures``): None is ``rv`` only;
+        e.g. ``["rv", "gk"]`` adds Garman-Klass range variances at every window.
     """
 
     family = "net"
@@ -358,6 +365,7 @@ class NetForecaster(Forecaster):
         device: str = "auto",
         base: str = "har",
         seasonal: bool = False,
+        base_measures: list[str] | None = None,
         horizons: Sequence[int] | None = None,
         seed: int = 0,
         name: str | None = None,
@@ -378,6 +386,7 @@ class NetForecaster(Forecaster):
         self.device = device
         self.base = base
         self.seasonal = seasonal
+        self.base_measures = base_measures
 
     # ------------------------------------------------------------------ checks and settings
 
@@ -468,7 +477,12 @@ class NetForecaster(Forecaster):
         columns = select_features(data.features.columns, self.features, self.label)
         column_index = self._column_index(data, columns)
         self.har_ = Har(
-            log=True, exog_iv=data.iv is not None, seasonal=self.seasonal, horizons=self.horizons_, seed=self.seed
+            log=True,
+            exog_iv=data.iv is not None,
+            seasonal=self.seasonal,
+            measures=None if self.base_measures is None else list(self.base_measures),
+            horizons=self.horizons_,
+            seed=self.seed,
         )
         self.har_.fit(data, rows)  # an error naming the row when an rv_W or the IV is unknown (a warm-up)
         offset = self._offset(data, rows)  # (m, H)

@@ -64,8 +64,7 @@ TIMESTAMP_ALIASES = ("timestamp", "date", "datetime", "time")  # as the bars loa
 IV_UNITS = ("dec", "pct", "auto")
 AUTO_PCT_ABOVE = 3.0  # iv_units auto: a median above 3 (300% as a decimal) can only be percent
 MAX_IV = 5.0
-EXAMPLE_MAX_ROWS = 5000  # the input example is the shortest valid request when it is at most this long
-SHORT_EXAMPLE_ROWS = 10
+EXAMPLE_MAX_ROWS = 5000  # the input example is the shortest valid request when it is at most this long, else none
 ANCHOR_LENGTH = {
     "min": pd.Timedelta(minutes=1),
     "5min": pd.Timedelta(minutes=5),
@@ -310,12 +309,13 @@ class ForecastBundle(mlflow.pyfunc.PythonModel):
 class Bundle:
     """A forecast bundle ready to log: ``config`` (``bundle.json``), the fitted model, its calibrator, and an
     input example (the last ``min_rows`` bars of the training market when that is at most
-    :data:`EXAMPLE_MAX_ROWS`, so MLflow's check of the example runs a real forecast)."""
+    :data:`EXAMPLE_MAX_ROWS`, so MLflow's check of the example runs a real forecast; None when a valid request is
+    longer: a shorter example would fail that check, and the signature already states the columns)."""
 
     config: dict[str, Any]
     model: Forecaster
     calibrator: Any
-    example: pd.DataFrame
+    example: pd.DataFrame | None
 
     def loaded(self) -> ForecastBundle:
         """The pyfunc loaded in process (what ``mlflow.pyfunc.load_model`` gives back)."""
@@ -487,14 +487,15 @@ def build_bundle(
     }
     if len(market.index) < rows:
         raise UsageError(f"the training market has {len(market.index)} bars, fewer than min_rows = {rows}")
-    example_rows = rows if rows <= EXAMPLE_MAX_ROWS else SHORT_EXAMPLE_ROWS
-    if example_rows < rows:
+    example = None
+    if rows <= EXAMPLE_MAX_ROWS:
+        example = request_frame(market, rows, bar_label=bar_label, iv_units=iv_units, with_iv=needs_iv)
+    else:
         log.info(
-            "the input example holds %d bars, fewer than min_rows = %d (kept small): MLflow's check of it will warn",
-            example_rows,
+            "no input example: a valid request holds min_rows = %d bars (> %d); the signature states the columns",
             rows,
+            EXAMPLE_MAX_ROWS,
         )
-    example = request_frame(market, example_rows, bar_label=bar_label, iv_units=iv_units, with_iv=needs_iv)
     bundle = Bundle(config, model, calibrator, example)
     if data is not None:
         _check_served_equals_batch(bundle, market, data)

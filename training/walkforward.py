@@ -334,7 +334,9 @@ class WalkForwardResult:
     fitted
         The last fold's fitted models, name → Forecaster (for registration).
     calibrators
-        The last fold's fitted conformal calibrators, name → ConformalCalibrator (empty without calibration).
+        The last fold's fitted conformal calibrators, name → ConformalCalibrator (empty without calibration);
+        adaptive ones advanced through that fold's test block (:meth:`ConformalCalibrator.advance`), so a
+        registered model's intervals at the last test origin are the walk-forward's.
     timings
         One row per (fold, model): :data:`TIMING_COLUMNS` (seconds; predict covers calibration and test rows).
     config
@@ -515,6 +517,8 @@ def _calibrate(
     calibrator = ConformalCalibrator(alpha=cfg.alpha, method=cfg.calibration, gamma=cfg.gamma)
     calibrator.fit(_with_realized(calib, data))
     applied = calibrator.apply(test, freq=freq if cfg.calibration == "adaptive" else None)
+    if cfg.calibration == "adaptive":  # the state after this block: what a registered model continues from
+        calibrator = calibrator.advance(test, freq=freq)
     if len(applied) != len(test) or not set(FORECAST_COLUMNS).issubset(applied.columns):
         raise ModelError(
             f"ConformalCalibrator.apply returned {len(applied)} rows and columns {list(applied.columns)}; expected "

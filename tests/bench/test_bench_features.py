@@ -19,7 +19,7 @@ def test_bench_features_prints_its_tables_and_json(tmp_path: Path) -> None:
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
     lines = res.stdout.splitlines()
     assert lines[0].startswith("features of 2 days of 1-minute bars: 2,880 bars, ")
-    assert "-> 106 columns (experiments/sim_intraday.yaml, seed 7)" in lines[0]
+    assert "-> 156 columns (experiments/sim_intraday.yaml, seed 7)" in lines[0]
     assert any(line.split()[:4] == ["pipeline", "(one", "run)", "wall"] for line in lines)
     for row in ("load trades", "build_features", "aggregate_trades alone", "load + build_features"):
         assert any(line.startswith(row) for line in lines), row
@@ -33,7 +33,7 @@ def test_bench_features_prints_its_tables_and_json(tmp_path: Path) -> None:
         assert any(line.startswith(f"target {target}") for line in lines), target
 
     result = json.loads(out.read_text())
-    assert result["bars"] == 2_880 and result["columns"] == 106 and result["trades"] == result["simulate"]["trades"]
+    assert result["bars"] == 2_880 and result["columns"] == 156 and result["trades"] == result["simulate"]["trades"]
     assert result["agree"] is True and set(result["targets_met"]) == TARGETS
     assert [g["group"] for g in result["groups"]] == list(GROUPS)
     p = result["pipeline"]
@@ -41,7 +41,7 @@ def test_bench_features_prints_its_tables_and_json(tmp_path: Path) -> None:
     assert p["peak_rss_mb"] >= max(p["load_peak_rss_mb"], p["features_peak_rss_mb"]) > 0
     assert result["naive"]["bars"] == 1_440 and result["naive"]["skipped_steps"] == SKIPPED
     realized = next(g for g in result["groups"] if g["group"] == "realized")
-    assert (realized["columns"], realized["naive_columns"]) == (48, 12)  # the 12 features of the 60-bar window
+    assert (realized["columns"], realized["naive_columns"]) == (72, 36)  # 12 features each of the 15, 60, 240 windows
 
 
 def test_bench_features_refuses_a_prefix_longer_than_the_run() -> None:

@@ -322,3 +322,39 @@ def test_log_har_floors_a_zero_regressor_at_its_smallest_training_level(small_da
     np.testing.assert_allclose(got["var"].to_numpy(), expected["var"].to_numpy(), rtol=1e-12)
     positive = small_data.column("rv_60")[train] * h / 60
     assert model.x_floor_[h][j] == positive[positive > 0].min()
+
+
+def test_log_har_with_range_measures_equals_sklearn_on_the_hand_built_design(small_data, small_split):
+    """measures=[rv, gk]: one log regressor per (measure, window), measures outer, the same OLS as scikit-learn."""
+    train, test = small_split
+    model = Har(measures=["rv", "gk"], windows=[60, 240, 1440]).fit(small_data, train)
+    assert model.columns_ == ["rv_60", "rv_240", "rv_1440", "gk_60", "gk_240", "gk_1440"]
+    out = model.predict(small_data, test)
+    for h in small_data.horizons:
+
+        def design(rows, h=h):
+            return np.log(
+                np.column_stack(
+                    [small_data.column(f"{m}_{w}")[rows] * h / w for m in ("rv", "gk") for w in (60, 240, 1440)]
+                )
+            )
+
+        x, y = design(train), np.log(small_data.target(h)[train])
+        ok = np.isfinite(x).all(axis=1) & np.isfinite(y)
+        reference = LinearRegression().fit(x[ok], y[ok])
+        np.testing.assert_allclose(model.coef_[h], reference.coef_, rtol=1e-7)
+        smear = np.mean(np.exp(y[ok] - reference.predict(x[ok])))
+        np.testing.assert_allclose(_var(out, h), np.exp(reference.predict(design(test))) * smear, rtol=1e-7)
+
+
+def test_har_measures_are_checked(small_data, small_split):
+    train, _ = small_split
+    with pytest.raises(ModelError, match="measures must be a list of distinct names from"):
+        Har(measures=["rv", "yz_typo"]).fit(small_data, train)
+    with pytest.raises(ModelError, match="measures must be a list"):
+        Har(measures="gk").fit(small_data, train)
+    no_gk = small_data.features.drop(columns=[c for c in small_data.features if c.startswith("gk_")])
+    import dataclasses
+
+    with pytest.raises(ModelError, match=r"measure columns \['gk_60', 'gk_240', 'gk_1440'\] are not in the feature"):
+        Har(measures=["rv", "gk"]).fit(dataclasses.replace(small_data, features=no_gk), train)

@@ -203,6 +203,34 @@ def test_known_counts_and_the_aci_update_rule() -> None:
     assert a[2] == pytest.approx(0.5) and c[2] == 5.0  # origin 1 covered (0 ≤ 7); pool 0..9, 20: ⌈0.5 · 12⌉ = 6th
 
 
+def test_an_advanced_calibrator_continues_where_the_history_left_off() -> None:
+    """advance(history) then apply at the last origin T gives what apply(history) gave at T (bit for bit); split has
+    no state; the advanced state survives to_dict/from_dict and then moves on with new outcomes."""
+    rng = np.random.default_rng(18)
+    h = 20
+    calib = lognormal_frame(rng, 600, true_sigma=0.5, model_sigma=0.25, horizon=h)
+    history = shifted_test(rng, 2_000, h)  # the spread doubles halfway: α_t must move away from α
+    fitted = ConformalCalibrator(method="adaptive", gamma=0.01).fit(calib)
+    walked = fitted.apply(history, freq="1min")
+    advanced = fitted.advance(history, freq="1min")
+    group = advanced.groups_["m", h]
+    assert group.alpha_outer < 0.1 - 0.02  # many misses after the shift: a lower α_t, wider intervals
+    assert group.as_of == history["timestamp"].iloc[-1].isoformat()
+    assert len(group.scores_outer) == 600 + 2_000 - h  # the calibration scores plus the outcomes known at T
+    last = history.iloc[[-1]].assign(realized=np.nan)  # a served request at T: no outcome known
+    np.testing.assert_array_equal(
+        advanced.apply(last, freq="1min")[Q_COLUMNS].to_numpy(), walked[Q_COLUMNS].iloc[[-1]].to_numpy()
+    )
+    fresh = fitted.apply(last, freq="1min")[Q_COLUMNS].to_numpy()  # not advanced: the split interval, narrower
+    assert (fresh[0, 4] - fresh[0, 0]) < (walked["q95"].iloc[-1] - walked["q05"].iloc[-1])
+    loaded = ConformalCalibrator.from_dict(json.loads(json.dumps(advanced.to_dict(), allow_nan=False)))
+    assert loaded.groups_ == advanced.groups_
+    later = shifted_test(rng, 300, h).assign(timestamp=lambda f: f["timestamp"] + pd.Timedelta(days=30))
+    pd.testing.assert_frame_equal(loaded.apply(later, freq="1min"), advanced.apply(later, freq="1min"))
+    split = ConformalCalibrator(method="split").fit(calib)
+    assert split.advance(history, freq="1min") is split
+
+
 # ---------------------------------------------------------------- persistence and errors
 
 

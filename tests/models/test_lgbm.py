@@ -13,6 +13,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from models.base import QUANTILES, ModelData, ModelError, purged_validation_split
+from models.baselines import Har
 from models.lgbm import BASE_FEATURE, METRIC_NAME, VALID_NAME, LgbmForecaster, qlike
 from models.registry import make_model
 
@@ -241,3 +242,19 @@ def test_feature_importance_registry_and_parameter_errors(fitted, small_data):
         LgbmForecaster(base="garch").fit(small_data, np.arange(3_000, 4_000, 15))
     with pytest.raises(ModelError, match=r"features \['nope'\] match no column of the feature table"):
         LgbmForecaster(features=["rv_60", "nope"]).fit(small_data, np.arange(3_000, 4_000, 15))
+
+
+def test_range_measures_in_the_log_har_base(small_data, small_split):
+    """base_measures reaches the internal log-HAR: its regressors and its forecast are those of the standalone Har."""
+    train, test = small_split
+    model = LgbmForecaster(
+        base_measures=["rv", "gk"], validation_fraction=0.0, quantile_models=False, regime_classifier=False, **CHEAP
+    ).fit(small_data, train)
+    reference = Har(log=True, exog_iv=True, measures=["rv", "gk"], horizons=small_data.horizons).fit(small_data, train)
+    for h in small_data.horizons:
+        base = model.bases_[h].har
+        assert base.columns_ == reference.columns_ and "gk_240" in base.columns_
+        ours, theirs = base.predict(small_data, test), reference.predict(small_data, test)
+        np.testing.assert_allclose(ours["var"], theirs.loc[theirs["horizon"] == h, "var"], rtol=1e-12)
+    with pytest.raises(ModelError, match="parameter base_measures must be None"):
+        LgbmForecaster(base_measures=["rv", "vix"]).fit(small_data, train)

@@ -83,6 +83,17 @@ def test_the_untrained_net_forecasts_exactly_the_har_offset(small_data, small_sp
     assert np.all((ratio > 0.5) & (ratio < 1.0))  # log-normal-like residuals: the median is below the mean
 
 
+def test_the_untrained_net_with_range_measures_forecasts_exactly_that_har(small_data, small_split):
+    train, test = small_split
+    net = NetForecaster(max_epochs=0, base_measures=["rv", "gk"], seasonal=True).fit(small_data, train)
+    har = Har(log=True, exog_iv=True, measures=["rv", "gk"], seasonal=True).fit(small_data, train)
+    assert net.har_.columns_ == har.columns_ and "gk_60" in har.columns_
+    ours, theirs = net.predict(small_data, test), har.predict(small_data, test)
+    np.testing.assert_allclose(ours["var"], theirs["var"], rtol=1e-12, atol=0)
+    with pytest.raises(ModelError, match="parameter base_measures must be None"):
+        NetForecaster(base_measures=["garch"]).fit(small_data, train)
+
+
 def test_training_lowers_the_validation_loss_and_learns_what_har_cannot_see():
     data, origins = synthetic(n_blocks=260, n_noise=5, seed=1)
     train, test = origins[:200], origins[200:]

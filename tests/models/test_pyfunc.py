@@ -91,6 +91,25 @@ def test_min_rows_and_example(served):
     assert len(served["bundle"].example) == 1502 and list(served["bundle"].example.columns)[-1] == "iv"
 
 
+def test_no_input_example_when_a_valid_request_is_too_long(served, monkeypatch, tmp_path):
+    """A shorter example would fail MLflow's check of it: none is logged, the signature still states the columns."""
+    import models.pyfunc as pyfunc
+
+    monkeypatch.setattr(pyfunc, "EXAMPLE_MAX_ROWS", 1501)
+    bundle = build_bundle(
+        served["model"],
+        SPEC,
+        None,
+        market=served["market"],
+        feature_columns=served["data"].features.columns,
+        name="blend",
+    )
+    assert bundle.example is None and bundle.config["min_rows"] == 1502
+    assert bundle.log_model_kwargs(tmp_path)["input_example"] is None
+    names = [c.name for c in bundle.signature().inputs.inputs]
+    assert names[0] == "timestamp" and names[-1] == "iv"
+
+
 def test_forecast_from_recent_bars_equals_batch(served):
     bundle, market = served["bundle"], served["market"]
     loaded = bundle.loaded()
