@@ -1,0 +1,134 @@
+"""Forecast views for the predictive policies: a model's forecast at each decision bar, mapped onto the book.
+
+The book does not depend on the hedge policy, so the view at a bar (the forecast of rv over the horizon, the
+stress probability, and the drift engine's quantiles of the book's delta, gamma and vega drift and of its
+initial margin at t + h) is computed once per decision bar and shared by every policy and sweep point.
+
+A view at bar t uses only the forecast made at origin t (a row of a forecast frame whose timestamp is the bar's
+end) and the book after bar t; the drift engine revalues the open legs under scenarios of the forecast
+(:func:`forecaster.drift.engine.drift_distribution`). Delta and gamma drift are reported in units of the
+underlying (delta ``Σ w ∂V/∂S``, gamma ``Σ w ∂²V/∂S²``) so the policies compare them with hedge positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forecaster.backtest.books import OptionLegs
+from forecaster.backtest.engine import BacktestMarket, _margin_book
+from forecaster.backtest.policy import ForecastView
+from forecaster.drift.config import DriftConfig
+from forecaster.drift.engine import drift_distribution
+from forecaster.drift.forecast import HorizonForecast
+from forecaster.errors import UsageError
+from forecaster.progress import progress
+
+LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
+QCOLS = ("q05", "q25", "q50", "q75", "q95")
+
+
+def forecast_views(
+    market: BacktestMarket,
+    legs: OptionLegs,
+    bars: Iterable[int],
+    forecasts: pd.DataFrame,
+    horizon: int,
+    *,
+    source: str,
+    drift: DriftConfig,
+    margin_config: Any = None,
+    margin_bars: Iterable[int] = (),
+    n_scenarios: int = 512,
+    show_progress: bool = False,
+) -> dict[int, ForecastView]:
+    """{bar: ForecastView} for every bar of ``bars`` that has a forecast.
+
+    ``forecasts``: one row per origin, indexed by the bar-end timestamp, columns ``var`` and optionally
+    ``q05 .. q95`` and ``p_stressed`` (rv over ``horizon`` bars, decimal²); ``margin_bars``: the bars where the
+    margin at t + h is also forecast (it is dearer: a margin scenario grid per drift scenario).
+    """
+    missing = [c for c in ("var",) if c not in forecasts.columns]
+    if missing:
+        raise UsageError(
+            f"forecasts for the backtest need the column(s) {missing}; they have {list(forecasts.columns)}"
+        )
+    margin_set = set(int(b) for b in margin_bars)
+    rows = forecasts.reindex(market.index)  # NaN where no forecast at that bar
+    views: dict[int, ForecastView] = {}
+    years = horizon * market.bar_years
+    bar_list = [int(b) for b in bars]
+    for t in progress(bar_list, desc=f"drift views ({source})", unit="bar") if show_progress else bar_list:
+        row = rows.iloc[t]
+        var = float(row["var"])
+        if not np.isfinite(var):
+            continue
+        rv_q = {
+            lv: float(row[c]) for lv, c in zip(LEVELS, QCOLS, strict=True) if c in row.index and np.isfinite(row[c])
+        }
+        p_stressed = float(row["p_stressed"]) if "p_stressed" in row.index else float("nan")
+        forecast = HorizonForecast(
+            horizon=horizon,
+            bar_years=market.bar_years,
+            var=max(var, 0.0),
+            rv_quantiles=rv_q if len(rv_q) >= 2 and all(v > 0 for v in rv_q.values()) else {},
+            div_stdev=drift.iv_change_stdev(years),
+            spot_vol_corr=drift.spot_vol_corr,
+            rv_log_stdev=drift.rv_log_stdev,
+        )
+        book = _margin_book(legs, market, t, 0.0)
+        views[t] = _view(
+            book, forecast, market, t, source, drift, n_scenarios, margin_config if t in margin_set else None
+        )
+        views[t] = ForecastView(**{**views[t].__dict__, "p_stressed": p_stressed})
+    return views
+
+
+def _view(
+    book, forecast: HorizonForecast, market, t, source, drift: DriftConfig, n: int, margin_config
+) -> ForecastView:
+    spot = float(market.close[t])
+    result = drift_distribution(
+        book,
+        forecast,
+        n_scenarios=n,
+        seed=drift.seed,
+        method=drift.sampling,
+        vol_floor=drift.vol_floor,
+        margin=margin_config,
+    )
+    sc = result.scenarios
+    spot_h = spot * sc["spot_ratio"].to_numpy()
+    delta_units = sc["delta"].to_numpy() / spot_h  # cash delta w S ∂V/∂S -> units
+    gamma_units = sc["gamma"].to_numpy() * 100.0 / spot_h**2  # per 1% move: w S² Γ / 100 -> units per unit spot
+    now_delta = result.now["delta"] / spot
+    now_gamma = result.now["gamma"] * 100.0 / spot**2
+    out: dict[str, Any] = {
+        "horizon": forecast.horizon,
+        "var": forecast.var,
+        "rv_quantiles": dict(forecast.rv_quantiles),
+        "delta_drift_quantiles": _quantiles(delta_units - now_delta),
+        "gamma_drift_quantiles": _quantiles(gamma_units - now_gamma),
+        "vega_drift_quantiles": _quantiles(sc["vega"].to_numpy() - result.now["vega"]),
+        "source": source,
+    }
+    if margin_config is not None and "margin_initial" in sc:
+        out["margin_quantiles"] = _quantiles(sc["margin_initial"].to_numpy())
+    return ForecastView(**out)
+
+
+def _quantiles(values: np.ndarray) -> dict[float, float]:
+    q = np.quantile(values, LEVELS)
+    return {lv: float(v) for lv, v in zip(LEVELS, q, strict=True)}
+
+
+def views_provider(views: Mapping[int, ForecastView]):
+    """The engine's forecast provider over precomputed views (None where a bar has none: the fallback)."""
+
+    def provide(bar: int, greeks: Mapping[str, float]) -> ForecastView | None:
+        return views.get(int(bar))
+
+    return provide

@@ -1,0 +1,131 @@
+"""The predictive hedge policy (ours) and the forecasts it reads.
+
+Policy
+------
+At decision time t the policy reads the forecast of the next ``horizon`` bars (:class:`ForecastView`): the
+variance forecast, the probability of the stressed regime, and the drift engine's quantiles of the book's delta
+drift D over the horizon (book held fixed: full revaluation under the forecast's return and IV scenarios). With N
+the net delta now:
+
+- **band**: ``B_t = band_units · (σ_ref / σ_f)^vol_power · (1 − stress_tighten · p_stressed)``, floored at
+  ``min_band_units``: ``σ_f`` is the forecast per-bar vol (sqrt(var / horizon)), ``σ_ref`` the per-bar vol the
+  options are priced at (the ATM IV, ``iv · sqrt(bar_years)``). Tighter when the forecast realized vol exceeds
+  the implied one and when stress is likely: the tail days are the stressed ones, and a unit of delta costs more
+  P&L variance there (a band's hedging-error variance is about B²σ²/3 per bar), so hedging effort moves from calm
+  to stressed stretches at the same total cost.
+- **pre-emptive trigger**: trade when |N| > B_t (the band), or *ahead* of the drift: when the forecast net delta at
+  t + h leaves ``preempt · B_t`` in the median or the tail sense, |N + d50| > preempt · B_t or
+  N + d95 > preempt · B_t or N + d05 < −preempt · B_t (quantiles d05, d50, d95 of D).
+- **target**: net delta ``−d50`` clipped to ±B_t / 2 (pre-positioned for the expected drift, e.g. charm near
+  expiry, so the book is centred at t + h rather than now).
+- **suggestions** (advice, not orders): when a quantile of the forecast gamma (vega) at t + h crosses
+  ``gamma_limit_units`` (``vega_limit``), a "reduce or roll" suggestion with the numbers.
+
+The oracle-fed policy is the same class fed the simulator's truth (``name="oracle"``): the upper bound.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from forecaster.backtest.policy import HedgeDecision, HedgeState
+from forecaster.errors import UsageError
+
+
+def _q(levels: dict[float, float], q: float) -> float:
+    """The value at the level nearest ``q``."""
+    return float(levels[min(levels, key=lambda level: abs(level - q))])
+
+
+@dataclass
+class PredictiveHedge:
+    band_units: float = 1.0
+    vol_power: float = 1.0
+    stress_tighten: float = 0.5
+    preempt: float = 1.5
+    min_band_units: float = 0.01
+    gamma_limit_units: float = math.inf
+    vega_limit: float = math.inf
+    min_trade_units: float = 1e-9
+    name: str = "predictive"
+    needs_forecast: bool = field(default=True, init=False)
+
+    def __post_init__(self) -> None:
+        for key, low, high in (
+            ("band_units", 0.0, math.inf),
+            ("vol_power", 0.0, 3.0),
+            ("stress_tighten", 0.0, 0.95),
+            ("preempt", 1.0, math.inf),
+            ("min_band_units", 0.0, math.inf),
+        ):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not (low <= value <= high):
+                raise UsageError(f"predictive policy: {key} must be a number in [{low:g}, {high:g}]; got {value!r}")
+        if self.band_units <= 0:
+            raise UsageError(f"predictive policy: band_units must be > 0; got {self.band_units!r}")
+
+    @property
+    def param(self) -> float:
+        return float(self.band_units)
+
+    def reset(self) -> None:
+        pass
+
+    def band(self, state: HedgeState) -> float:
+        f = state.forecast
+        if f is None:
+            raise UsageError("the predictive policy needs a forecast (wrap it in SafeHedgePolicy for the fallback)")
+        sigma_f = math.sqrt(max(f.var, 0.0) / f.horizon)
+        sigma_ref = state.iv * math.sqrt(state.bar_years)
+        ratio = (sigma_ref / sigma_f) ** self.vol_power if sigma_f > 0 else 1.0
+        stress = f.p_stressed if math.isfinite(f.p_stressed) else 0.0
+        return max(self.band_units * ratio * (1.0 - self.stress_tighten * stress), self.min_band_units)
+
+    def decide(self, state: HedgeState) -> HedgeDecision:
+        f = state.forecast
+        band = self.band(state)
+        net = state.net_delta_units
+        drift = f.delta_drift_quantiles if f is not None else {}
+        d05, d50, d95 = (_q(drift, q) for q in (0.05, 0.5, 0.95)) if drift else (0.0, 0.0, 0.0)
+        edge = self.preempt * band
+        suggestions = self._suggestions(state)
+        why = None
+        if abs(net) > band:
+            why = f"|net delta| {abs(net):.3f} > band {band:.3f}"
+        elif abs(net + d50) > edge:
+            why = f"forecast net at t+{f.horizon} (median drift {d50:+.3f}) {net + d50:+.3f} beyond {edge:.3f}"
+        elif net + d95 > edge or net + d05 < -edge:
+            why = f"forecast net at t+{f.horizon} could reach [{net + d05:+.3f}, {net + d95:+.3f}], beyond ±{edge:.3f}"
+        src = f"{f.source}: " if f is not None and f.source else ""
+        if why is None:
+            return HedgeDecision(
+                None,
+                f"{src}inside: |net| {abs(net):.3f} <= band {band:.3f}, drift q05..q95 within ±{edge:.3f}",
+                suggestions,
+            )
+        target_net = min(max(-d50, -band / 2), band / 2)
+        target = target_net - state.book_delta_units
+        if abs(target - state.hedge_units) < self.min_trade_units:
+            return HedgeDecision(None, f"{src}{why}; trade below the minimum", suggestions)
+        return HedgeDecision(target, f"{src}{why}: hedge to net {target_net:+.3f}", suggestions)
+
+    def _suggestions(self, state: HedgeState) -> tuple[str, ...]:
+        f = state.forecast
+        out = []
+        if f is None:
+            return ()
+        if f.gamma_drift_quantiles and math.isfinite(self.gamma_limit_units):
+            lo, hi = (state.book_gamma_units + _q(f.gamma_drift_quantiles, q) for q in (0.05, 0.95))
+            worst = max(abs(lo), abs(hi))
+            if worst > self.gamma_limit_units:
+                out.append(
+                    f"gamma may reach {worst:.4g} (limit {self.gamma_limit_units:.4g}) by t+{f.horizon}: reduce short "
+                    "gamma (buy back the nearest expiry) or roll it out"
+                )
+        if f.vega_drift_quantiles and math.isfinite(self.vega_limit):
+            lo, hi = (state.book_vega + _q(f.vega_drift_quantiles, q) for q in (0.05, 0.95))
+            worst = max(abs(lo), abs(hi))
+            if worst > self.vega_limit:
+                out.append(f"vega may reach {worst:,.0f} (limit {self.vega_limit:,.0f}) by t+{f.horizon}: reduce vega")
+        return tuple(out)

@@ -1,0 +1,156 @@
+"""The predictive hedge policy, the margin policies and the forecast views, on hand-made states and against Black-76
+directly (a deterministic forecast: the drift engine must give the option's own charm)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecaster.backtest.books import OptionLegs
+from forecaster.backtest.engine import BacktestMarket
+from forecaster.backtest.forecasts import forecast_views, views_provider
+from forecaster.backtest.margin_policies import PredictiveTopUp, ReactiveTopUp, StaticBuffer, make_margin_policy
+from forecaster.backtest.policy import ForecastView, HedgeState, MarginState
+from forecaster.backtest.predictive import PredictiveHedge
+from forecaster.drift.config import DriftConfig
+from forecaster.errors import UsageError
+from forecaster.pricing.black import black76_greeks
+
+BAR_YEARS = 1 / 525_600
+T0 = pd.Timestamp("2026-01-01T00:00:00Z")
+
+
+def hedge_state(**overrides: Any) -> HedgeState:
+    values: dict[str, Any] = {
+        "timestamp": T0,
+        "bar": 0,
+        "spot": 100.0,
+        "hedge_units": 0.0,
+        "book_delta_units": 0.0,
+        "book_gamma_units": -0.05,
+        "book_vega": -10.0,
+        "gamma_tau": 0.02,
+        "iv": 0.6,
+        "sigma_bar": 0.6 * math.sqrt(BAR_YEARS),
+        "bar_years": BAR_YEARS,
+        "bars_since_trade": 0,
+        "cost_rate": 5e-4,
+    }
+    values.update(overrides)
+    return HedgeState(**values)
+
+
+def view(var_ratio: float = 1.0, p_stressed: float = 0.0, drift=(0.0, 0.0, 0.0), horizon: int = 240, **kw):
+    """A forecast whose per-bar vol is ``sqrt(var_ratio)`` x the IV's; delta drift quantiles (d05, d50, d95)."""
+    var = var_ratio * 0.6**2 * BAR_YEARS * horizon
+    d05, d50, d95 = drift
+    return ForecastView(
+        horizon=horizon, var=var, p_stressed=p_stressed, delta_drift_quantiles={0.05: d05, 0.5: d50, 0.95: d95},
+        source="stub", **kw,
+    )  # fmt: skip
+
+
+def test_band_tightens_with_forecast_vol_and_stress():
+    policy = PredictiveHedge(band_units=1.0, vol_power=1.0, stress_tighten=0.5)
+    assert policy.band(hedge_state(forecast=view(1.0))) == pytest.approx(1.0, rel=1e-12)
+    assert policy.band(hedge_state(forecast=view(4.0))) == pytest.approx(0.5, rel=1e-12)  # vol twice the IV's
+    assert policy.band(hedge_state(forecast=view(4.0, p_stressed=1.0))) == pytest.approx(0.25, rel=1e-12)
+    assert PredictiveHedge(band_units=1.0, min_band_units=0.4).band(hedge_state(forecast=view(4.0, 1.0))) == 0.4
+
+
+def test_decisions_band_preemption_and_target():
+    policy = PredictiveHedge(band_units=1.0, preempt=1.5, stress_tighten=0.0)
+    inside = policy.decide(hedge_state(book_delta_units=0.5, forecast=view()))
+    assert inside.target_units is None and "inside" in inside.reason and inside.reason.startswith("stub: ")
+    out = policy.decide(hedge_state(book_delta_units=1.2, forecast=view(drift=(-0.1, 0.1, 0.3))))
+    assert "|net delta| 1.200 > band 1.000" in out.reason
+    assert out.target_units == pytest.approx(-0.1 - 1.2)  # net −d50 = −0.1, in units of hedge: −0.1 − book delta
+    # inside the band now, but the forecast tail leaves 1.5 x band: pre-emptive
+    early = policy.decide(hedge_state(book_delta_units=0.8, forecast=view(drift=(-0.2, 0.3, 0.9))))
+    assert early.trades and "beyond" in early.reason
+    assert early.target_units == pytest.approx(-0.3 - 0.8)
+    far = policy.decide(hedge_state(book_delta_units=0.0, forecast=view(drift=(-3.0, 2.0, 4.0))))
+    assert far.target_units == pytest.approx(-0.5)  # −d50 = −2 clipped to −band/2
+
+
+def test_suggestions_when_gamma_or_vega_drift_cross_limits():
+    policy = PredictiveHedge(band_units=1.0, gamma_limit_units=0.08, vega_limit=12.0)
+    state = hedge_state(
+        forecast=view(gamma_drift_quantiles={0.05: -0.05, 0.95: 0.01}, vega_drift_quantiles={0.05: -1.0, 0.95: 1.0})
+    )
+    decision = policy.decide(state)
+    assert any(s.startswith("gamma may reach 0.1 (limit 0.08)") for s in decision.suggestions)
+    assert not any("vega" in s for s in decision.suggestions)  # 10 + 1 = 11 < 12
+    assert PredictiveHedge(band_units=1.0).decide(state).suggestions == ()  # no limits, no suggestions
+    with pytest.raises(UsageError, match="needs a forecast"):
+        policy.decide(hedge_state())
+    with pytest.raises(UsageError, match="stress_tighten must be a number in"):
+        PredictiveHedge(stress_tighten=1.0)
+
+
+def margin_state(**overrides: Any) -> MarginState:
+    values: dict[str, Any] = {
+        "timestamp": T0,
+        "bar": 0,
+        "initial_margin": 1000.0,
+        "maintenance_margin": 800.0,
+        "equity": 1300.0,
+        "posted": 1200.0,
+        "breached_recently": False,
+    }
+    values.update(overrides)
+    return MarginState(**values)
+
+
+def test_margin_policies():
+    static = StaticBuffer(multiple=1.5).decide(margin_state())
+    assert static.target_posted == pytest.approx(1200 + (1500 - 1300))  # equity to 1,500
+    reactive = ReactiveTopUp(multiple=1.2, release_multiple=2.0)
+    assert reactive.decide(margin_state()).target_posted is None  # no breach, not too much: hold
+    topped = reactive.decide(margin_state(breached_recently=True))
+    assert topped.target_posted == pytest.approx(1200 + max(1200 - 1300, 0)) and "breach" in topped.reason
+    released = reactive.decide(margin_state(equity=2500.0))
+    assert released.target_posted == pytest.approx(1200 + (1200 - 2500))
+    predictive = PredictiveTopUp(quantile=0.95, cushion=1.1, release_per_day=0.5, check_every_days=0.25, cap=3.0)
+    fv = ForecastView(horizon=240, var=1e-4, margin_quantiles={0.5: 1100.0, 0.95: 1600.0}, source="m")
+    up = predictive.decide(margin_state(forecast=fv))
+    assert up.target_posted == pytest.approx(1200 + (1760 - 1300)) and "pre-emptive" in up.reason
+    slow = predictive.decide(margin_state(equity=2760.0, forecast=fv))
+    assert slow.target_posted == pytest.approx(1200 - 1000 * 0.5 * 0.25)  # an eighth of the 1,000 excess
+    capped = predictive.decide(margin_state(forecast=ForecastView(horizon=240, var=1e-4, margin_quantiles={0.95: 1e6})))
+    assert capped.target_posted == pytest.approx(1200 + (3000 - 1300))
+    fallback = predictive.decide(margin_state())
+    assert fallback.fallback and fallback.target_posted == pytest.approx(1200 + (1500 - 1300))
+    with pytest.raises(UsageError, match="unknown margin policy"):
+        make_margin_policy("yolo")
+
+
+def test_views_give_the_charm_of_a_call_under_a_deterministic_forecast():
+    """Near-zero variance and no IV change: the delta drift is the option's own drift with time, Black-76."""
+    n = 3000
+    index = pd.date_range("2026-01-01 00:01", periods=n, freq="1min", tz="UTC")
+    close = np.full(n, 60_000.0)
+    market = BacktestMarket(index, close, np.full(n, 0.6), BAR_YEARS)
+    expiry = index[0] + pd.Timedelta(days=2)
+    legs = OptionLegs(
+        np.array([61_000.0]), np.array([True]), np.array([-3.0]), np.array([0]),
+        np.array([int(index.searchsorted(expiry))]), pd.DatetimeIndex([expiry]),
+    )  # fmt: skip
+    h, t = 240, 100
+    forecasts = pd.DataFrame({"var": 1e-16, "p_stressed": 0.25}, index=index)
+    drift = DriftConfig(iv_change_stdev_daily=0.0, rv_log_stdev=0.0)
+    views = forecast_views(market, legs, [t], forecasts, h, source="det", drift=drift, n_scenarios=64)
+    fv = views[t]
+    tau = (expiry - index[t]) / pd.Timedelta(days=365)
+    g0 = black76_greeks(60_000.0, 61_000.0, tau, 0.6, True)
+    g1 = black76_greeks(60_000.0, 61_000.0, tau - h * BAR_YEARS, 0.6, True)
+    charm = -3.0 * (g1["delta"] - g0["delta"])
+    for level, value in fv.delta_drift_quantiles.items():
+        assert value == pytest.approx(charm, rel=1e-4), level
+    assert fv.gamma_drift_quantiles[0.5] == pytest.approx(-3.0 * (g1["gamma"] - g0["gamma"]), rel=1e-4)
+    assert fv.p_stressed == 0.25 and fv.source == "det" and fv.margin_quantiles == {}
+    assert views_provider(views)(t, {}) is fv and views_provider(views)(t + 1, {}) is None
