@@ -105,6 +105,11 @@ def _view(
     delta_units = sc["delta"].to_numpy() / spot_h  # cash delta w S ∂V/∂S -> units
     gamma_units = sc["gamma"].to_numpy() * 100.0 / spot_h**2  # per 1% move: w S² Γ / 100 -> units per unit spot
     now_delta = result.now["delta"] / spot
+    d_spot = spot_h - spot
+    pnl = sc["pnl"].to_numpy()
+    var_ds = float(np.var(d_spot))
+    # minimum-variance hedge H = −Cov(pnl, dS)/Var(dS); the net delta it leaves is the book's delta plus H
+    hedge_mv = -float(np.mean((pnl - pnl.mean()) * (d_spot - d_spot.mean()))) / var_ds if var_ds > 0 else np.nan
     now_gamma = result.now["gamma"] * 100.0 / spot**2
     out: dict[str, Any] = {
         "horizon": forecast.horizon,
@@ -113,6 +118,7 @@ def _view(
         "delta_drift_quantiles": _quantiles(delta_units - now_delta),
         "gamma_drift_quantiles": _quantiles(gamma_units - now_gamma),
         "vega_drift_quantiles": _quantiles(sc["vega"].to_numpy() - result.now["vega"]),
+        "target_net_delta_units": now_delta + hedge_mv,
         "source": source,
     }
     if margin_config is not None and "margin_initial" in sc:

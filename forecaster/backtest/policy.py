@@ -36,8 +36,10 @@ class ForecastView:
     the change of the book's delta over the horizon in units of the underlying, from the drift engine (book and
     hedge held fixed; empty when not computed); ``margin_quantiles``: quantiles of the book's initial margin at
     t + h (quote currency; empty when not computed); ``gamma_drift_quantiles``, ``vega_drift_quantiles``: the same
-    for the book's gamma (units per unit of spot) and vega (per vol point); ``source``: where it came from (e.g.
-    ``"model:lgbm"``, ``"oracle"``, ``"naive"``) for the decision's reason string.
+    for the book's gamma (units per unit of spot) and vega (per vol point); ``target_net_delta_units``: the net
+    delta that minimizes the variance of the book's P&L over the horizon under the forecast's scenarios (NaN when
+    not computed; it differs from 0 when the book's vega moves with the spot, or its gamma P&L is skewed);
+    ``source``: where it came from (e.g. ``"model:lgbm"``, ``"oracle"``, ``"naive"``) for the decision's reason.
     """
 
     horizon: int
@@ -48,6 +50,7 @@ class ForecastView:
     gamma_drift_quantiles: dict[float, float] = field(default_factory=dict)
     vega_drift_quantiles: dict[float, float] = field(default_factory=dict)
     margin_quantiles: dict[float, float] = field(default_factory=dict)
+    target_net_delta_units: float = float("nan")
     source: str = ""
 
 

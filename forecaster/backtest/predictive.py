@@ -16,8 +16,11 @@ the net delta now:
 - **pre-emptive trigger**: trade when |N| > B_t (the band), or *ahead* of the drift: when the forecast net delta at
   t + h leaves ``preempt · B_t`` in the median or the tail sense, |N + d50| > preempt · B_t or
   N + d95 > preempt · B_t or N + d05 < −preempt · B_t (quantiles d05, d50, d95 of D).
-- **target**: net delta ``−d50`` clipped to ±B_t / 2 (pre-positioned for the expected drift, e.g. charm near
-  expiry, so the book is centred at t + h rather than now).
+- **target** (the band's centre): the net delta that minimizes the variance of the book's P&L over the horizon
+  under the forecast's scenarios (``ForecastView.target_net_delta_units``, ``min_variance=True``): not 0 when the
+  book's vega moves with the spot (the leverage effect: IV rises as the spot falls) or its gamma P&L is skewed;
+  else ``−d50`` (pre-positioned for the median drift). Clipped to ±``max_center`` · B_t. The deviations above
+  are measured from it.
 - **suggestions** (advice, not orders): when a quantile of the forecast gamma (vega) at t + h crosses
   ``gamma_limit_units`` (``vega_limit``), a "reduce or roll" suggestion with the numbers.
 
@@ -47,6 +50,8 @@ class PredictiveHedge:
     min_band_units: float = 0.01
     gamma_limit_units: float = math.inf
     vega_limit: float = math.inf
+    min_variance: bool = True
+    max_center: float = 2.0
     min_trade_units: float = 1e-9
     name: str = "predictive"
     needs_forecast: bool = field(default=True, init=False)
@@ -82,33 +87,48 @@ class PredictiveHedge:
         stress = f.p_stressed if math.isfinite(f.p_stressed) else 0.0
         return max(self.band_units * ratio * (1.0 - self.stress_tighten * stress), self.min_band_units)
 
+    def center(self, state: HedgeState, band: float) -> tuple[float, str]:
+        """The net delta the policy hedges to, and its name: the forecast's minimum-variance net delta when
+        ``min_variance`` and the view has one, else minus the median drift; clipped to ±``max_center`` · band."""
+        f = state.forecast
+        if self.min_variance and f is not None and math.isfinite(f.target_net_delta_units):
+            value, what = f.target_net_delta_units, "min-variance net"
+        else:
+            drift = f.delta_drift_quantiles if f is not None else {}
+            value, what = (-_q(drift, 0.5) if drift else 0.0), "net -median drift"
+        limit = self.max_center * band
+        return min(max(value, -limit), limit), what
+
     def decide(self, state: HedgeState) -> HedgeDecision:
         f = state.forecast
         band = self.band(state)
-        net = state.net_delta_units
+        center, what = self.center(state, band)
+        dev = state.net_delta_units - center  # deviation from the target net delta
         drift = f.delta_drift_quantiles if f is not None else {}
         d05, d50, d95 = (_q(drift, q) for q in (0.05, 0.5, 0.95)) if drift else (0.0, 0.0, 0.0)
         edge = self.preempt * band
         suggestions = self._suggestions(state)
         why = None
-        if abs(net) > band:
-            why = f"|net delta| {abs(net):.3f} > band {band:.3f}"
-        elif abs(net + d50) > edge:
-            why = f"forecast net at t+{f.horizon} (median drift {d50:+.3f}) {net + d50:+.3f} beyond {edge:.3f}"
-        elif net + d95 > edge or net + d05 < -edge:
-            why = f"forecast net at t+{f.horizon} could reach [{net + d05:+.3f}, {net + d95:+.3f}], beyond ±{edge:.3f}"
+        if abs(dev) > band:
+            why = f"|net delta - target| {abs(dev):.3f} > band {band:.3f}"
+        elif abs(dev + d50) > edge:
+            why = f"forecast deviation at t+{f.horizon} (median drift {d50:+.3f}) {dev + d50:+.3f} beyond {edge:.3f}"
+        elif dev + d95 > edge or dev + d05 < -edge:
+            why = (
+                f"forecast deviation at t+{f.horizon} could reach [{dev + d05:+.3f}, {dev + d95:+.3f}], "
+                f"beyond +/-{edge:.3f}"
+            )
         src = f"{f.source}: " if f is not None and f.source else ""
         if why is None:
             return HedgeDecision(
                 None,
-                f"{src}inside: |net| {abs(net):.3f} <= band {band:.3f}, drift q05..q95 within ±{edge:.3f}",
+                f"{src}inside: |net delta - target| {abs(dev):.3f} <= band {band:.3f}, drift within +/-{edge:.3f}",
                 suggestions,
             )
-        target_net = min(max(-d50, -band / 2), band / 2)
-        target = target_net - state.book_delta_units
+        target = center - state.book_delta_units
         if abs(target - state.hedge_units) < self.min_trade_units:
             return HedgeDecision(None, f"{src}{why}; trade below the minimum", suggestions)
-        return HedgeDecision(target, f"{src}{why}: hedge to net {target_net:+.3f}", suggestions)
+        return HedgeDecision(target, f"{src}{why}: hedge to {what} {center:+.3f}", suggestions)
 
     def _suggestions(self, state: HedgeState) -> tuple[str, ...]:
         f = state.forecast

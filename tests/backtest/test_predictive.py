@@ -66,15 +66,28 @@ def test_decisions_band_preemption_and_target():
     policy = PredictiveHedge(band_units=1.0, preempt=1.5, stress_tighten=0.0)
     inside = policy.decide(hedge_state(book_delta_units=0.5, forecast=view()))
     assert inside.target_units is None and "inside" in inside.reason and inside.reason.startswith("stub: ")
+    # no minimum-variance target in the view: the centre is minus the median drift
     out = policy.decide(hedge_state(book_delta_units=1.2, forecast=view(drift=(-0.1, 0.1, 0.3))))
-    assert "|net delta| 1.200 > band 1.000" in out.reason
-    assert out.target_units == pytest.approx(-0.1 - 1.2)  # net −d50 = −0.1, in units of hedge: −0.1 − book delta
+    assert "|net delta - target| 1.300 > band 1.000" in out.reason and "net -median drift -0.100" in out.reason
+    assert out.target_units == pytest.approx(-0.1 - 1.2)  # hedge units leaving a net of −0.1
     # inside the band now, but the forecast tail leaves 1.5 x band: pre-emptive
-    early = policy.decide(hedge_state(book_delta_units=0.8, forecast=view(drift=(-0.2, 0.3, 0.9))))
-    assert early.trades and "beyond" in early.reason
-    assert early.target_units == pytest.approx(-0.3 - 0.8)
-    far = policy.decide(hedge_state(book_delta_units=0.0, forecast=view(drift=(-3.0, 2.0, 4.0))))
-    assert far.target_units == pytest.approx(-0.5)  # −d50 = −2 clipped to −band/2
+    early = policy.decide(hedge_state(book_delta_units=0.5, forecast=view(drift=(-0.2, 0.3, 0.9))))
+    assert early.trades and "could reach" in early.reason
+    assert early.target_units == pytest.approx(-0.3 - 0.5)
+    clipped = PredictiveHedge(band_units=1.0, max_center=0.5).decide(
+        hedge_state(book_delta_units=0.0, forecast=view(drift=(-3.0, 2.0, 4.0)))
+    )
+    assert clipped.target_units == pytest.approx(-0.5)  # −d50 = −2 clipped to −max_center x band
+
+
+def test_the_minimum_variance_target_centres_the_band():
+    policy = PredictiveHedge(band_units=1.0, stress_tighten=0.0)
+    fv = view(drift=(-0.1, 0.0, 0.1), target_net_delta_units=0.4)
+    assert policy.decide(hedge_state(book_delta_units=0.0, forecast=fv)).target_units is None  # |0 − 0.4| < 1
+    moved = policy.decide(hedge_state(book_delta_units=1.5, forecast=fv))
+    assert moved.target_units == pytest.approx(0.4 - 1.5) and "min-variance net +0.400" in moved.reason
+    plain = PredictiveHedge(band_units=1.0, min_variance=False).decide(hedge_state(book_delta_units=1.5, forecast=fv))
+    assert plain.target_units == pytest.approx(0.0 - 1.5)
 
 
 def test_suggestions_when_gamma_or_vega_drift_cross_limits():
@@ -154,3 +167,28 @@ def test_views_give_the_charm_of_a_call_under_a_deterministic_forecast():
     assert fv.gamma_drift_quantiles[0.5] == pytest.approx(-3.0 * (g1["gamma"] - g0["gamma"]), rel=1e-4)
     assert fv.p_stressed == 0.25 and fv.source == "det" and fv.margin_quantiles == {}
     assert views_provider(views)(t, {}) is fv and views_provider(views)(t + 1, {}) is None
+
+
+def test_minimum_variance_target_limits():
+    """No IV change: the MV net delta of a short straddle is about 0 (the Black-76 hedge); with IV rising as the spot
+    falls (spot_vol_corr < 0), a short-vega book loses on down moves, so the MV net delta is negative."""
+    n = 600
+    index = pd.date_range("2026-01-01 00:01", periods=n, freq="1min", tz="UTC")
+    market = BacktestMarket(index, np.full(n, 60_000.0), np.full(n, 0.6), BAR_YEARS)
+    expiry = index[0] + pd.Timedelta(days=7)
+    legs = OptionLegs(
+        np.array([60_000.0, 60_000.0]), np.array([True, False]), np.array([-10.0, -10.0]), np.array([0, 0]),
+        np.array([n + 10_000, n + 10_000]), pd.DatetimeIndex([expiry, expiry]),
+    )  # fmt: skip
+    h, t = 240, 10
+    forecasts = pd.DataFrame({"var": 0.6**2 * BAR_YEARS * h}, index=index)
+    flat = forecast_views(
+        market, legs, [t], forecasts, h, source="f", drift=DriftConfig(iv_change_stdev_daily=0.0, rv_log_stdev=0.0)
+    )[t]
+    book_delta = abs(flat.delta_drift_quantiles[0.95] - flat.delta_drift_quantiles[0.05])  # the scale of delta moves
+    assert abs(flat.target_net_delta_units) < 0.02 * book_delta
+    skewed = forecast_views(
+        market, legs, [t], forecasts, h, source="f",
+        drift=DriftConfig(iv_change_stdev_daily=0.05, spot_vol_corr=-0.8, rv_log_stdev=0.0),
+    )[t]  # fmt: skip
+    assert skewed.target_net_delta_units < -0.1 * book_delta
