@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("evaluate", "walk-forward evaluation of the spec's models: metrics per horizon, DM tests, MLflow"),
     "tune": ("tune", "tune a model's hyper-parameters with Optuna (TPE, pruning), each trial a nested MLflow run"),
     "compare": ("compare", "the models of a tracked run side by side (MLflow), and a report with their plots"),
+    "backtest": ("backtest", "hedge and margin policies stepped through a simulated market; cost-risk frontiers"),
 }
 
 

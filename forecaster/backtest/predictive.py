@@ -7,8 +7,10 @@ variance forecast, the probability of the stressed regime, and the drift engine'
 drift D over the horizon (book held fixed: full revaluation under the forecast's return and IV scenarios). With N
 the net delta now:
 
-- **band**: ``B_t = band_units · (σ_ref / σ_f)^vol_power · (1 − stress_tighten · p_stressed)``, floored at
-  ``min_band_units``: ``σ_f`` is the forecast per-bar vol (sqrt(var / horizon)), ``σ_ref`` the per-bar vol the
+- **band**: ``B_t = B · (σ_ref / σ_f)^vol_power · (1 − stress_tighten · p_stressed)``, floored at
+  ``min_band_units``. The base B is ``band_units``, or, with ``risk_aversion`` γ set, the Whalley-Wilmott
+  half-width (3/2 · λ · S · Γ² / γ)^(1/3) of the book's current gamma (so the band also follows the gamma as
+  options roll). ``σ_f`` is the forecast per-bar vol (sqrt(var / horizon)), ``σ_ref`` the per-bar vol the
   options are priced at (the ATM IV, ``iv · sqrt(bar_years)``). Tighter when the forecast realized vol exceeds
   the implied one and when stress is likely: the tail days are the stressed ones, and a unit of delta costs more
   P&L variance there (a band's hedging-error variance is about B²σ²/3 per bar), so hedging effort moves from calm
@@ -44,6 +46,7 @@ def _q(levels: dict[float, float], q: float) -> float:
 @dataclass
 class PredictiveHedge:
     band_units: float = 1.0
+    risk_aversion: float | None = None
     vol_power: float = 1.0
     stress_tighten: float = 0.5
     preempt: float = 1.5
@@ -69,10 +72,18 @@ class PredictiveHedge:
                 raise UsageError(f"predictive policy: {key} must be a number in [{low:g}, {high:g}]; got {value!r}")
         if self.band_units <= 0:
             raise UsageError(f"predictive policy: band_units must be > 0; got {self.band_units!r}")
+        if self.risk_aversion is not None and not (
+            isinstance(self.risk_aversion, int | float)
+            and not isinstance(self.risk_aversion, bool)
+            and self.risk_aversion > 0
+        ):
+            raise UsageError(
+                f"predictive policy: risk_aversion must be a number > 0 or None; got {self.risk_aversion!r}"
+            )
 
     @property
     def param(self) -> float:
-        return float(self.band_units)
+        return float(self.band_units if self.risk_aversion is None else self.risk_aversion)
 
     def reset(self) -> None:
         pass
@@ -85,7 +96,13 @@ class PredictiveHedge:
         sigma_ref = state.iv * math.sqrt(state.bar_years)
         ratio = (sigma_ref / sigma_f) ** self.vol_power if sigma_f > 0 else 1.0
         stress = f.p_stressed if math.isfinite(f.p_stressed) else 0.0
-        return max(self.band_units * ratio * (1.0 - self.stress_tighten * stress), self.min_band_units)
+        if self.risk_aversion is not None:
+            from forecaster.backtest.hedging import whalley_wilmott_band
+
+            base = float(whalley_wilmott_band(state.cost_rate, state.spot, state.book_gamma_units, self.risk_aversion))
+        else:
+            base = self.band_units
+        return max(base * ratio * (1.0 - self.stress_tighten * stress), self.min_band_units)
 
     def center(self, state: HedgeState, band: float) -> tuple[float, str]:
         """The net delta the policy hedges to, and its name: the forecast's minimum-variance net delta when

@@ -192,3 +192,17 @@ def test_minimum_variance_target_limits():
         drift=DriftConfig(iv_change_stdev_daily=0.05, spot_vol_corr=-0.8, rv_log_stdev=0.0),
     )[t]  # fmt: skip
     assert skewed.target_net_delta_units < -0.1 * book_delta
+
+
+def test_whalley_wilmott_base_band_follows_gamma():
+    """With risk_aversion set, the base band is the Whalley-Wilmott half-width of the current gamma (its closed
+    form), then scaled by the forecast vol like the constant band."""
+    policy = PredictiveHedge(risk_aversion=1e-3, vol_power=1.0, stress_tighten=0.0)
+    state = hedge_state(book_gamma_units=-0.05, spot=100.0, cost_rate=5e-4, forecast=view(4.0))
+    closed_form = (1.5 * 5e-4 * 100.0 * 0.05**2 / 1e-3) ** (1 / 3)
+    assert policy.band(state) == pytest.approx(closed_form * 0.5, rel=1e-12)  # forecast vol twice the IV's
+    quadrupled = hedge_state(book_gamma_units=-0.2, spot=100.0, cost_rate=5e-4, forecast=view(4.0))
+    assert policy.band(quadrupled) / policy.band(state) == pytest.approx(4 ** (2 / 3), rel=1e-12)
+    assert policy.param == 1e-3 and PredictiveHedge(band_units=0.7).param == 0.7
+    with pytest.raises(UsageError, match="risk_aversion must be a number > 0"):
+        PredictiveHedge(risk_aversion=0.0)

@@ -1,0 +1,340 @@
+"""From a spec's ``backtest:`` section to policy results: the market, the book, the forecasts, the runs and sweeps.
+
+Out of sample by construction: the simulated market spans ``train_days + days``; the forecasting model
+(``backtest.model``, a name of the spec's ``models:``) is fitted on origins of the first ``train_days`` only (purged:
+every training target ends before the backtest starts), then forecasts each decision bar of the last ``days``.
+The oracle-fed policy reads the simulator's own model (:class:`models.oracle.Oracle`, fitted the same way). Policies
+start deciding at the first bar of the backtest; the book is the spec's (``backtest.book``), traded from then on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forecaster.backtest.books import OptionLegs, make_book
+from forecaster.backtest.costs import CostModel
+from forecaster.backtest.engine import BacktestConfig, BacktestMarket, BacktestResult, BookPath, book_path, run_backtest
+from forecaster.backtest.forecasts import forecast_views, views_provider
+from forecaster.backtest.hedging import (
+    HEDGE_POLICIES,
+    DeltaBand,
+    OutOfDistribution,
+    SafeHedgePolicy,
+    make_hedge_policy,
+)
+from forecaster.backtest.margin_policies import MARGIN_POLICIES, make_margin_policy
+from forecaster.backtest.policy import ForecastView
+from forecaster.backtest.predictive import PredictiveHedge
+from forecaster.config import check_keys, checked_section
+from forecaster.errors import ConfigError
+
+SECTION_KEYS = (
+    "days",
+    "train_days",
+    "seed",
+    "model",
+    "horizon",
+    "decision_every",
+    "margin_every",
+    "hedge_instrument",
+    "funding_rate_annual",
+    "vol_halflife_bars",
+    "delta_limit_units",
+    "initial_collateral",
+    "scenarios",
+    "costs",
+    "book",
+    "safety",
+    "hedge_policies",
+    "margin_policy",
+    "margin_policies",
+)
+SAFETY_KEYS = ("max_order_units", "max_notional_per_step", "fallback_band_units")
+PREDICTIVE_SOURCES = ("model", "oracle")
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """One entry of ``backtest.hedge_policies``: its name, kind, parameters, forecast source and sweep values."""
+
+    name: str
+    kind: str
+    params: dict[str, Any]
+    source: str | None = None  # "model" or "oracle" for predictive policies
+    sweep: tuple[float, ...] = ()
+
+    @property
+    def sweep_param(self) -> str | None:
+        if self.kind == "predictive" and self.params.get("risk_aversion") is not None:
+            return "risk_aversion"
+        return SWEEP_PARAM.get(self.kind)
+
+
+SWEEP_PARAM = {
+    "fixed": "every_bars",
+    "band": "band_units",
+    "ww": "risk_aversion",
+    "threshold": "threshold_units",
+    "predictive": "band_units",
+}
+
+
+@dataclass(frozen=True)
+class BacktestSpec:
+    days: float
+    train_days: float
+    seed: int
+    model: str
+    horizon: int
+    scenarios: int
+    engine: BacktestConfig
+    book: dict[str, Any]
+    safety: dict[str, float]
+    policies: dict[str, PolicySpec]
+    margin_policy: str
+    margin_policies: dict[str, dict[str, Any]]
+
+
+def backtest_spec(spec_values: Mapping[str, Any], *, where: str) -> BacktestSpec:
+    """Parse and check the spec's ``backtest:`` section (every key named in errors)."""
+    section = checked_section(spec_values, "backtest", SECTION_KEYS, where)
+    costs = section.get("costs") or {}
+    check_keys(costs, ("fee_rate", "impact_coef", "adv_units"), where, "backtest.costs")
+    safety = {"max_order_units": 50.0, "max_notional_per_step": 5e6, "fallback_band_units": 0.8}
+    given = section.get("safety") or {}
+    check_keys(given, SAFETY_KEYS, where, "backtest.safety")
+    safety.update({k: float(v) for k, v in given.items()})
+    try:
+        engine = BacktestConfig(
+            decision_every=int(section.get("decision_every", 15)),
+            margin_every=int(section.get("margin_every", 60)),
+            hedge_instrument=str(section.get("hedge_instrument", "perp")),
+            funding_rate_annual=float(section.get("funding_rate_annual", 0.0)),
+            vol_halflife_bars=float(section.get("vol_halflife_bars", 240.0)),
+            delta_limit_units=float(section.get("delta_limit_units") or math.inf),
+            initial_collateral=section.get("initial_collateral"),
+            costs=CostModel(**costs),
+        )
+    except (TypeError, ValueError) as err:
+        raise ConfigError(where, "backtest", str(err)) from None
+    policies = {}
+    for name, settings in (section.get("hedge_policies") or {"none": {"policy": "none"}}).items():
+        policies[name] = _policy_spec(str(name), settings or {}, where)
+    margin_policies = {str(k): dict(v or {}) for k, v in (section.get("margin_policies") or {}).items()}
+    for name in margin_policies:
+        if name not in MARGIN_POLICIES:
+            raise ConfigError(
+                where, f"backtest.margin_policies.{name}", f"unknown; known: {', '.join(MARGIN_POLICIES)}"
+            )
+    margin_policy = str(section.get("margin_policy", "static"))
+    if margin_policy not in MARGIN_POLICIES:
+        raise ConfigError(where, "backtest.margin_policy", f"unknown {margin_policy!r}; known: {list(MARGIN_POLICIES)}")
+    horizon = int(section.get("horizon", 240))
+    if horizon < 1:
+        raise ConfigError(where, "backtest.horizon", f"must be a whole number of bars >= 1; got {horizon}")
+    return BacktestSpec(
+        days=float(section.get("days", 30)),
+        train_days=float(section.get("train_days", 75)),
+        seed=int(section["seed"])
+        if section.get("seed") is not None
+        else int(spec_values.get("simulator", {}).get("seed", 7)) + 1,
+        model=str(section.get("model", "harx_range")),
+        horizon=horizon,
+        scenarios=int(section.get("scenarios", 256)),
+        engine=engine,
+        book=dict(section.get("book") or {"kind": "short_straddle"}),
+        safety=safety,
+        policies=policies,
+        margin_policy=margin_policy,
+        margin_policies=margin_policies,
+    )
+
+
+def _policy_spec(name: str, settings: Mapping[str, Any], where: str) -> PolicySpec:
+    params = dict(settings)
+    kind = str(params.pop("policy", name))
+    sweep = tuple(float(v) for v in params.pop("sweep", []) or [])
+    source = params.pop("source", None)
+    if kind == "predictive":
+        source = source or "model"
+        if source not in PREDICTIVE_SOURCES:
+            raise ConfigError(
+                where, f"backtest.hedge_policies.{name}.source", f"one of {PREDICTIVE_SOURCES}; got {source!r}"
+            )
+        try:
+            PredictiveHedge(**params)
+        except TypeError as err:
+            raise ConfigError(where, f"backtest.hedge_policies.{name}", str(err)) from None
+    elif kind in HEDGE_POLICIES:
+        if source is not None:
+            raise ConfigError(
+                where, f"backtest.hedge_policies.{name}.source", "only predictive policies read forecasts"
+            )
+        make_hedge_policy(kind, **params)  # checks the parameters
+    else:
+        known = [*HEDGE_POLICIES, "predictive"]
+        raise ConfigError(where, f"backtest.hedge_policies.{name}.policy", f"unknown {kind!r}; known: {known}")
+    if sweep and kind not in SWEEP_PARAM:
+        raise ConfigError(where, f"backtest.hedge_policies.{name}.sweep", f"policy {kind!r} has no parameter to sweep")
+    return PolicySpec(name, kind, params, source, sweep)
+
+
+# ---------------------------------------------------------------------------------------------- setup
+
+
+@dataclass
+class Setup:
+    """Everything the policy runs share: the market, the book and its path, the forecast views per source."""
+
+    market: BacktestMarket
+    legs: OptionLegs
+    path: BookPath
+    start_bar: int
+    views: dict[str, dict[int, ForecastView]]
+    description: str
+    truth: pd.DataFrame | None = None
+    margin_config: Any = None
+    notes: list[str] = field(default_factory=list)
+
+
+def simulated_setup(spec: Any, bt: BacktestSpec, *, show_progress: bool = False) -> Setup:
+    """Simulate ``train_days + days``, fit the forecasting model (and the oracle) on the first part, build views."""
+    from features.pipeline import feature_spec_from_spec
+    from forecaster.drift.config import drift_config_from_spec
+    from forecaster.margin import margin_config_from_spec
+    from forecaster.market.simulator import sim_config_from_spec
+    from training.data import market_iv, model_data, simulated_market
+
+    values = {**spec.values, "simulator": {**spec.values.get("simulator", {})}}
+    values["simulator"]["days"] = bt.train_days + bt.days
+    values["simulator"]["seed"] = bt.seed
+    config = sim_config_from_spec(values, where=spec.path)
+    market, truth = simulated_market(config)
+    index = market.bars.index
+    bt_market = BacktestMarket(index, market.bars["close"].to_numpy(float), market_iv(market), market.bar_years)
+    start = int(index.searchsorted(index[0] + pd.Timedelta(days=bt.train_days)))
+    legs = make_book(bt.book, index, bt_market.close, seed=bt.seed)
+    keep = legs.start_bar >= start
+    legs = OptionLegs(
+        legs.strike[keep], legs.is_call[keep], legs.weight[keep], legs.start_bar[keep], legs.expiry_bar[keep],
+        legs.expiry[keep], tuple(np.asarray(legs.label, dtype=object)[keep]) if legs.label else (),
+    )  # fmt: skip
+    fspec = feature_spec_from_spec(values, where=spec.path)
+    data = model_data(market, fspec, [bt.horizon], truth=truth, show_progress=show_progress)
+    decision_bars = np.arange(start, len(index), bt.engine.decision_every)
+    margin_bars = np.arange(start, len(index), bt.engine.margin_every)
+    drift = drift_config_from_spec(spec.values, where=spec.path)
+    margin_config = margin_config_from_spec(spec)
+    views = {}
+    sources = {p.source for p in bt.policies.values() if p.source} | (
+        {"model"} if bt.margin_policy == "predictive" or "predictive" in bt.margin_policies else set()
+    )
+    for source in sorted(sources):
+        forecasts = _forecasts(spec, bt, data, start, decision_bars, source)
+        label = f"model:{bt.model}" if source == "model" else "oracle:truth"
+        views[source] = forecast_views(
+            bt_market, legs, decision_bars, forecasts, bt.horizon, source=label,
+            drift=drift, margin_config=margin_config, margin_bars=margin_bars, n_scenarios=bt.scenarios,
+            show_progress=show_progress,
+        )  # fmt: skip
+    description = (
+        f"simulated {bt.train_days:g} + {bt.days:g} days (seed {bt.seed}): model {bt.model!r} fitted on the first "
+        f"{bt.train_days:g}, policies on the last {bt.days:g} ({len(index) - start:,} bars, {len(legs)} option legs)"
+    )
+    return Setup(bt_market, legs, book_path(legs, bt_market), start, views, description, truth, margin_config)
+
+
+def _forecasts(spec, bt: BacktestSpec, data, start: int, decision_bars, source: str) -> pd.DataFrame:
+    """The forecast frame (var, q05..q95, p_stressed; indexed by bar time) at the decision bars."""
+    from models.registry import make_model
+
+    models = spec.section("models") or {}
+    if source == "oracle":
+        model = make_model("oracle", {"family": "oracle"}, where=spec.path)
+    else:
+        if bt.model not in models:
+            raise ConfigError(
+                spec.path, "backtest.model", f"{bt.model!r} is not in the spec's models ({', '.join(models)})"
+            )
+        model = make_model(bt.model, dict(models[bt.model]), where=spec.path)
+    model = model.set_params(horizons=(bt.horizon,))
+    warmup = data.info.get("warmup") or {}
+    warm = int(max(warmup.values(), default=0))  # the walk-forward's rule: after the longest feature warm-up
+    last_train = start - bt.horizon  # every training target ends before the backtest starts
+    step = bt.engine.decision_every
+    train = np.arange(warm, last_train, step)
+    if train.size < 100:
+        raise ConfigError(
+            spec.path,
+            "backtest.train_days",
+            f"{bt.train_days:g} days leave {train.size} training origins after the features' warm-up of {warm:,} bars "
+            f"({max(warmup, key=warmup.get) if warmup else '?'}), every {step} bars and purged by the horizon; "
+            f"give the model at least {math.ceil((warm + bt.horizon + 100 * step) / 1440) + 1} days",
+        )
+    model.fit(data, train)
+    frame = model.predict(data, decision_bars)
+    frame = frame[frame["horizon"] == bt.horizon].copy()
+    frame.index = pd.DatetimeIndex(pd.to_datetime(frame["timestamp"], utc=True))
+    return frame[["var", "q05", "q25", "q50", "q75", "q95", "p_stressed"]]
+
+
+# ---------------------------------------------------------------------------------------------- runs
+
+
+def hedge_policy(p: PolicySpec, bt: BacktestSpec, value: float | None = None) -> Any:
+    """The policy of a spec entry (its sweep parameter set to ``value`` when given), behind the safety wrapper."""
+    params = dict(p.params)
+    if value is not None and p.sweep_param:
+        params[p.sweep_param] = int(value) if p.sweep_param == "every_bars" else value
+    if p.kind == "predictive":
+        inner = PredictiveHedge(**params, name="oracle" if p.source == "oracle" else "predictive")
+    else:
+        inner = make_hedge_policy(p.kind, **params)
+    fallback = DeltaBand(band_units=bt.safety["fallback_band_units"])
+    return SafeHedgePolicy(
+        inner,
+        fallback,
+        max_order_units=bt.safety["max_order_units"],
+        max_notional_per_step=bt.safety["max_notional_per_step"],
+        ood=OutOfDistribution() if inner.needs_forecast else None,
+    )
+
+
+def margin_policy(bt: BacktestSpec, name: str | None = None) -> Any:
+    name = name or bt.margin_policy
+    params = dict(bt.margin_policies.get(name, {}))
+    if name == "predictive":
+        params.setdefault("check_every_days", bt.engine.margin_every / 1440.0)
+    return make_margin_policy(name, **params)
+
+
+def run_policy(
+    setup: Setup, bt: BacktestSpec, p: PolicySpec, *, value: float | None = None, margin: str | None = None
+) -> BacktestResult:
+    policy = hedge_policy(p, bt, value)
+    mpolicy = margin_policy(bt, margin)
+    source = p.source or ("model" if mpolicy.needs_forecast else None)
+    provider = views_provider(setup.views.get(source, {})) if source else None
+    return run_backtest(
+        setup.market, setup.legs, policy, mpolicy, bt.engine, margin_config=setup.margin_config,
+        forecasts=provider, path=setup.path, start_bar=setup.start_bar,
+    )  # fmt: skip
+
+
+def sweep_policy(setup: Setup, bt: BacktestSpec, p: PolicySpec) -> pd.DataFrame:
+    """One row per swept value: ``param`` and the policy metrics."""
+    rows = []
+    for value in p.sweep:
+        result = run_policy(setup, bt, p, value=value)
+        rows.append({"param": value, **result.metrics})
+    return pd.DataFrame(rows)
+
+
+def with_engine(bt: BacktestSpec, **changes: Any) -> BacktestSpec:
+    return replace(bt, engine=replace(bt.engine, **changes))
