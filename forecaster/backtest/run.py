@@ -200,6 +200,11 @@ class Setup:
     description: str
     truth: pd.DataFrame | None = None
     margin_config: Any = None
+    drift: Any = None  # the spec's DriftConfig
+    all_legs: OptionLegs | None = (
+        None  # the book generator run over the whole market (training origins of the direct model)
+    )
+    features: pd.DataFrame | None = None  # the feature table of the whole market
     notes: list[str] = field(default_factory=list)
 
 
@@ -219,7 +224,7 @@ def simulated_setup(spec: Any, bt: BacktestSpec, *, show_progress: bool = False)
     index = market.bars.index
     bt_market = BacktestMarket(index, market.bars["close"].to_numpy(float), market_iv(market), market.bar_years)
     start = int(index.searchsorted(index[0] + pd.Timedelta(days=bt.train_days)))
-    legs = make_book(bt.book, index, bt_market.close, seed=bt.seed)
+    all_legs = legs = make_book(bt.book, index, bt_market.close, seed=bt.seed)
     keep = legs.start_bar >= start
     legs = OptionLegs(
         legs.strike[keep], legs.is_call[keep], legs.weight[keep], legs.start_bar[keep], legs.expiry_bar[keep],
@@ -247,7 +252,10 @@ def simulated_setup(spec: Any, bt: BacktestSpec, *, show_progress: bool = False)
         f"simulated {bt.train_days:g} + {bt.days:g} days (seed {bt.seed}): model {bt.model!r} fitted on the first "
         f"{bt.train_days:g}, policies on the last {bt.days:g} ({len(index) - start:,} bars, {len(legs)} option legs)"
     )
-    return Setup(bt_market, legs, book_path(legs, bt_market), start, views, description, truth, margin_config)
+    return Setup(
+        bt_market, legs, book_path(legs, bt_market), start, views, description, truth, margin_config, drift, all_legs,
+        data.features,
+    )  # fmt: skip
 
 
 def _forecasts(spec, bt: BacktestSpec, data, start: int, decision_bars, source: str) -> pd.DataFrame:
@@ -338,3 +346,51 @@ def sweep_policy(setup: Setup, bt: BacktestSpec, p: PolicySpec) -> pd.DataFrame:
 
 def with_engine(bt: BacktestSpec, **changes: Any) -> BacktestSpec:
     return replace(bt, engine=replace(bt.engine, **changes))
+
+
+def drift_evaluation(setup: Setup, bt: BacktestSpec, *, every: int | None = None) -> dict[str, Any]:
+    """The Greek-drift forecast evaluation (:mod:`forecaster.backtest.drift_eval`) on the backtest's origins (every
+    ``every`` bars, default the margin cadence): scores of the model, naive and direct forecasts of the delta,
+    gamma and vega drift and of the margin at t + h; also the realized frame and the model's quantiles (fan chart)."""
+    from forecaster.backtest.drift_eval import (
+        TARGETS,
+        direct_quantile_model,
+        evaluate_drift_forecasts,
+        naive_forecasts,
+        no_iv_change,
+        realized_drift,
+        view_quantiles,
+    )
+    from forecaster.backtest.engine import ewma_sigma_bar
+
+    every = every or bt.engine.margin_every
+    h = bt.horizon
+    market = setup.market
+    n = len(market.index)
+    origins = np.arange(setup.start_bar, n - h, every)
+    realized = realized_drift(market, setup.legs, origins, h, margin_config=setup.margin_config)
+    bars = realized.index.to_numpy()
+    forecasts: dict[str, dict[str, np.ndarray]] = {}
+    model_views = setup.views.get("model", {})
+    if model_views:
+        forecasts["model"] = {t: view_quantiles(model_views, bars, t) for t in (*TARGETS, "margin")}
+    sigma_bar = ewma_sigma_bar(market.close, market.iv, market.bar_years, bt.engine.vol_halflife_bars)
+    naive = forecast_views(
+        market, setup.legs, bars, naive_forecasts(sigma_bar, market.index, bars, h), h, source="naive",
+        drift=no_iv_change(setup.drift), margin_config=setup.margin_config, margin_bars=bars,
+        n_scenarios=bt.scenarios,
+    )  # fmt: skip
+    forecasts["naive"] = {t: view_quantiles(naive, bars, t) for t in (*TARGETS, "margin")}
+    if setup.all_legs is not None and setup.features is not None:
+        # every origin of the training period (the trees take features still inside their warm-up as missing);
+        # purged: each training drift ends before the backtest starts
+        train_origins = np.arange(0, setup.start_bar - h, every)
+        train = realized_drift(market, setup.all_legs, train_origins, h)
+        train = train[(train[[f"{k}_now" for k in TARGETS]] != 0).any(axis=1)]  # origins with a book
+        if len(train) >= 50:
+            test = realized.copy()
+            forecasts["direct"] = {
+                t: direct_quantile_model(train, test, setup.features, t, seed=bt.seed) for t in TARGETS
+            }
+    table = evaluate_drift_forecasts(realized, forecasts)
+    return {"realized": realized, "forecasts": forecasts, "table": table}

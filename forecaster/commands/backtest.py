@@ -4,7 +4,8 @@ The market spans ``backtest.train_days + backtest.days``: the forecasting model 
 first part only, the policies run on the last (:mod:`forecaster.backtest.run`). Every hedge policy of
 ``backtest.hedge_policies`` (or ``--policy``) runs with the spec's margin policy; the margin policies are then
 compared under the first predictive hedge policy. ``--sweep`` traces each policy's cost-risk frontier over its
-``sweep`` values and reads the predictive policy's CVaR against the others at matched cost. Tables are printed,
+``sweep`` values and reads the predictive policy's CVaR against the others at matched cost. The Greek-drift
+forecasts (model, naive, direct LightGBM) are scored against the drift realized by the fixed book. Tables are printed,
 plots and tables written under ``--out``, metrics to ``--json``, and each policy is an MLflow run (nested under one
 parent) so the UI compares them.
 """
@@ -94,6 +95,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nmargin policies (hedge policy {reference}):")
     _print(margin_table)
 
+    from forecaster.backtest.run import drift_evaluation
+
+    evaluation = drift_evaluation(setup, bt)
+    drift_table = evaluation["table"]
+    if len(drift_table):
+        print(
+            f"\nGreek-drift forecasts over {bt.horizon} bars (book held fixed; {int(drift_table['n'].max())} origins): "
+            "coverage of quantiles (a calibrated qNN covers NN%) and pinball loss"
+        )
+        shown = ["n", "coverage_q05", "coverage_q50", "coverage_q95", "coverage_interval", "pinball_mean"]
+        _print(drift_table.set_index(["target", "source"])[shown])
+
     frontiers: dict[str, pd.DataFrame] = {}
     matched = None
     if args.sweep:
@@ -114,6 +127,12 @@ def run(args: argparse.Namespace) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     plots = _plots(args.out, results, margin_results, frontiers, reference)
+    if "model" in evaluation["forecasts"] and len(evaluation["realized"]):
+        from forecaster.backtest.drift_eval import plot_fan
+
+        quantiles = evaluation["forecasts"]["model"]["delta"]
+        plots.append(plot_fan(evaluation["realized"], quantiles, args.out / "fan_delta.png"))
+    drift_table.to_csv(args.out / "drift_forecasts.csv", index=False)
     table.to_csv(args.out / "policies.csv")
     if args.json:
         payload = {
@@ -122,13 +141,14 @@ def run(args: argparse.Namespace) -> int:
             "margin_policies": {n: r.metrics for n, r in margin_results.items()},
             "frontiers": {n: f.to_dict(orient="records") for n, f in frontiers.items()},
             "matched": None if matched is None else matched.to_dict(orient="records"),
+            "drift_forecasts": drift_table.to_dict(orient="records"),
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(_jsonable(payload), indent=2, allow_nan=False))
         print(f"metrics written to {args.json}")
     print(f"plots and tables in {args.out}/")
     if not args.no_track:
-        _track(spec, bt, setup, results, frontiers, plots)
+        _track(spec, bt, setup, results, frontiers, plots, drift_table)
     return 0
 
 
@@ -168,7 +188,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _track(spec, bt, setup, results, frontiers, plots) -> None:
+def _track(spec, bt, setup, results, frontiers, plots, drift_table) -> None:
     """One parent run per backtest, one nested run per policy (metrics, parameters, decisions), plots on the parent."""
     import tempfile
 
@@ -184,6 +204,11 @@ def _track(spec, bt, setup, results, frontiers, plots) -> None:
         mlflow.log_params({"days": bt.days, "train_days": bt.train_days, "seed": bt.seed, "model": bt.model})
         for path in plots:
             mlflow.log_artifact(str(path), artifact_path="plots")
+        for row in drift_table.to_dict(orient="records"):
+            prefix = f"drift/{row['source']}/{row['target']}"
+            mlflow.log_metrics(
+                {f"{prefix}/{k}": float(v) for k, v in row.items() if k not in ("source", "target") and _finite(v)}
+            )
         for name, result in results.items():
             with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True):
                 p = bt.policies[name]

@@ -49,7 +49,11 @@ def test_backtest_runs_every_policy_sweeps_and_tracks(small_spec: Path, tmp_path
     assert {row["policy"] for row in report["matched"]} == {p for p in POLICIES if p in report["frontiers"]} - {
         "predictive"
     }
-    for name in ("pnl_paths", "drawdowns", "frontiers", "margin_static", "margin_predictive"):
+    drift = {(row["source"], row["target"]) for row in report["drift_forecasts"]}
+    assert {("model", "delta"), ("naive", "delta"), ("model", "margin"), ("naive", "gamma")} <= drift
+    for row in report["drift_forecasts"]:
+        assert row["n"] > 10 and 0 <= row["coverage_interval"] <= 1 and row["pinball_mean"] >= 0
+    for name in ("pnl_paths", "drawdowns", "frontiers", "margin_static", "margin_predictive", "fan_delta"):
         assert (tmp_path / "backtest_out" / f"{name}.png").stat().st_size > 10_000
     runs = mlflow.search_runs(experiment_names=["backtest_cli"], output_format="list")
     parents = [r for r in runs if r.data.tags.get("command") == "backtest"]
