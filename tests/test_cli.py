@@ -91,7 +91,7 @@ def test_internal_error_exits_1(monkeypatch, capsys, tmp_path: Path) -> None:
 
 
 def test_demo_prints_summary(tmp_path: Path, capsys) -> None:
-    assert cli.main(["demo", "--days", "1", "--out", str(tmp_path / "demo"), "--no-train"]) == 0
+    assert cli.main(["demo", "--days", "1", "--out", str(tmp_path / "demo"), "--no-train", "--no-backtest"]) == 0
     out = capsys.readouterr().out
     for text in ("regime", "calm", "normal", "stressed", "ann vol", "trades per day", "option chain", "validated"):
         assert text in out
@@ -120,6 +120,7 @@ def test_demo_trains_evaluates_and_compares_the_models(tmp_path: Path, capsys, m
     values["models"]["har"]["windows"] = [60, 240, 1440]  # the benchmark pins its windows: the short ones here
     values["models"]["lgbm_bars"]["n_estimators"] = 50
     values["training"]["demo_models"] = ["har", "lgbm_bars", "oracle"]
+    values["backtest"].update(model="har", train_days=4, demo_days=2)  # har reads the short windows above
     spec = tmp_path / "demo_small.yaml"
     spec.write_text(yaml.safe_dump(values))
     monkeypatch.chdir(tmp_path)
@@ -132,6 +133,11 @@ def test_demo_trains_evaluates_and_compares_the_models(tmp_path: Path, capsys, m
     assert "not registered: 'oracle'" in out
     assert (tmp_path / "demo" / "report.md").is_file() and (tmp_path / "demo" / "metrics.json").is_file()
     assert "open the MLflow UI" in out
+    # it ends with the policy comparison on 2 backtested days
+    assert "policies: hedge and margin policies on 2 simulated days" in out
+    policies = json.loads((tmp_path / "demo" / "backtest.json").read_text())["policies"]
+    assert {"none", "band", "ww", "predictive", "oracle"} <= set(policies)
+    assert out.index("hedge policies (margin policy") > out.index("models took")
 
 
 @pytest.mark.parametrize(

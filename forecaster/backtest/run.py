@@ -36,6 +36,7 @@ from forecaster.errors import ConfigError
 
 SECTION_KEYS = (
     "days",
+    "demo_days",
     "train_days",
     "seed",
     "model",
@@ -99,6 +100,7 @@ class BacktestSpec:
     policies: dict[str, PolicySpec]
     margin_policy: str
     margin_policies: dict[str, dict[str, Any]]
+    margin_sweeps: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
 
 def backtest_spec(spec_values: Mapping[str, Any], *, where: str) -> BacktestSpec:
@@ -127,11 +129,17 @@ def backtest_spec(spec_values: Mapping[str, Any], *, where: str) -> BacktestSpec
     for name, settings in (section.get("hedge_policies") or {"none": {"policy": "none"}}).items():
         policies[name] = _policy_spec(str(name), settings or {}, where)
     margin_policies = {str(k): dict(v or {}) for k, v in (section.get("margin_policies") or {}).items()}
-    for name in margin_policies:
+    margin_sweeps = {}
+    for name, params in margin_policies.items():
         if name not in MARGIN_POLICIES:
             raise ConfigError(
                 where, f"backtest.margin_policies.{name}", f"unknown; known: {', '.join(MARGIN_POLICIES)}"
             )
+        margin_sweeps[name] = tuple(float(v) for v in params.pop("sweep", []) or [])
+        try:
+            make_margin_policy(name, **params)
+        except Exception as err:
+            raise ConfigError(where, f"backtest.margin_policies.{name}", str(err)) from None
     margin_policy = str(section.get("margin_policy", "static"))
     if margin_policy not in MARGIN_POLICIES:
         raise ConfigError(where, "backtest.margin_policy", f"unknown {margin_policy!r}; known: {list(MARGIN_POLICIES)}")
@@ -153,6 +161,7 @@ def backtest_spec(spec_values: Mapping[str, Any], *, where: str) -> BacktestSpec
         policies=policies,
         margin_policy=margin_policy,
         margin_policies=margin_policies,
+        margin_sweeps=margin_sweeps,
     )
 
 
@@ -314,19 +323,31 @@ def hedge_policy(p: PolicySpec, bt: BacktestSpec, value: float | None = None) ->
     )
 
 
-def margin_policy(bt: BacktestSpec, name: str | None = None) -> Any:
+MARGIN_SWEEP_PARAM = {"static": "multiple", "reactive": "multiple", "predictive": "cushion"}
+
+
+def margin_policy(bt: BacktestSpec, name: str | None = None, value: float | None = None) -> Any:
+    """The margin policy ``name`` (default the spec's) with its parameters; ``value`` sets its swept parameter."""
     name = name or bt.margin_policy
     params = dict(bt.margin_policies.get(name, {}))
+    if value is not None:
+        params[MARGIN_SWEEP_PARAM[name]] = float(value)
     if name == "predictive":
         params.setdefault("check_every_days", bt.engine.margin_every / 1440.0)
     return make_margin_policy(name, **params)
 
 
 def run_policy(
-    setup: Setup, bt: BacktestSpec, p: PolicySpec, *, value: float | None = None, margin: str | None = None
+    setup: Setup,
+    bt: BacktestSpec,
+    p: PolicySpec,
+    *,
+    value: float | None = None,
+    margin: str | None = None,
+    margin_value: float | None = None,
 ) -> BacktestResult:
     policy = hedge_policy(p, bt, value)
-    mpolicy = margin_policy(bt, margin)
+    mpolicy = margin_policy(bt, margin, margin_value)
     source = p.source or ("model" if mpolicy.needs_forecast else None)
     provider = views_provider(setup.views.get(source, {})) if source else None
     return run_backtest(
@@ -394,3 +415,23 @@ def drift_evaluation(setup: Setup, bt: BacktestSpec, *, every: int | None = None
             }
     table = evaluate_drift_forecasts(realized, forecasts)
     return {"realized": realized, "forecasts": forecasts, "table": table}
+
+
+def sweep_margin(setup: Setup, bt: BacktestSpec, hedge: PolicySpec) -> pd.DataFrame:
+    """Every margin policy over its ``sweep`` values under one hedge policy: ``policy``, ``param``, breaches,
+    liquidations and mean idle collateral (the breach-cost frontier of each margin policy)."""
+    rows = []
+    for name, values in bt.margin_sweeps.items():
+        for value in values:
+            metrics = run_policy(setup, bt, hedge, margin=name, margin_value=value).metrics
+            rows.append(
+                {
+                    "policy": name,
+                    "param": value,
+                    "margin_breaches": metrics["margin_breaches"],
+                    "breach_bars": metrics["breach_bars"],
+                    "forced_liquidations": metrics["forced_liquidations"],
+                    "mean_idle_collateral": metrics["mean_idle_collateral"],
+                }
+            )
+    return pd.DataFrame(rows)

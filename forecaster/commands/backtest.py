@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
     frontiers: dict[str, pd.DataFrame] = {}
     matched = None
+    margin_frontier = pd.DataFrame()
     if args.sweep:
         from forecaster.backtest.metrics import matched_cost_comparison
 
@@ -118,6 +119,12 @@ def run(args: argparse.Namespace) -> int:
         for name, frame in frontiers.items():
             print(f"\nfrontier of {name} (param = {bt.policies[name].sweep_param}):")
             _print(frame.set_index("param")[["hedging_cost", "daily_pnl_std", "daily_pnl_cvar95"]])
+        from forecaster.backtest.run import sweep_margin
+
+        margin_frontier = sweep_margin(setup, bt, bt.policies[reference])
+        if len(margin_frontier):
+            print(f"\nmargin policies swept (hedge policy {reference}; param: multiple of IM, or cushion):")
+            _print(margin_frontier.set_index(["policy", "param"]))
         predictive = [n for n in frontiers if bt.policies[n].kind == "predictive" and bt.policies[n].source == "model"]
         if predictive and len(frontiers) > 1:
             matched = matched_cost_comparison(frontiers, predictive[0])
@@ -142,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
             "frontiers": {n: f.to_dict(orient="records") for n, f in frontiers.items()},
             "matched": None if matched is None else matched.to_dict(orient="records"),
             "drift_forecasts": drift_table.to_dict(orient="records"),
+            "margin_frontier": margin_frontier.to_dict(orient="records"),
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(_jsonable(payload), indent=2, allow_nan=False))

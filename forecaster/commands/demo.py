@@ -5,7 +5,8 @@ Then it computes the features, values a short-straddle book at the last chain sn
 risk-matrix margin) and prints its drift over the longest horizon under the simulator's oracle forecast. Last,
 the models: ``train`` on the spec's longer simulated training market (walk-forward over the spec's
 ``training.demo_models``, logged to MLflow, the best servable one registered), then ``compare`` prints the models
-side by side and writes a report with the plots (``--no-train`` skips this part).
+side by side and writes a report with the plots (``--no-train`` skips this part). It ends with the policy
+comparison: ``backtest`` over ``backtest.demo_days`` simulated days (``--no-backtest`` skips it).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-train", action="store_true", help="skip the models (train, evaluate, compare): the market part only"
     )
     parser.add_argument("--train-days", type=float, help="simulated days the models learn on (training.days)")
+    parser.add_argument(
+        "--no-backtest", action="store_true", help="skip the closing policy backtest (backtest.demo_days of the spec)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,8 +65,29 @@ def run(args: argparse.Namespace) -> int:
         with quiet_logs("forecaster.market", "forecaster.config"):
             _book_at_the_end(market, loaded["options_chain"], written["options_chain"], args, prog)
     if not args.no_train:
-        return _models(args, prog)
+        code = _models(args, prog)
+        if code != 0:
+            return code
+    if not args.no_backtest:
+        return _policies(args, prog)
     return 0
+
+
+def _policies(args: argparse.Namespace, prog: str) -> int:
+    """The policy comparison on a short out-of-sample simulated backtest (``backtest.demo_days``)."""
+    import time
+
+    from forecaster import cli
+
+    started = time.perf_counter()
+    days = _spec_value(args.config, "backtest.demo_days") or 10
+    print(f"\npolicies: hedge and margin policies on {days:g} simulated days the forecasting model never saw")
+    command = ["backtest", "--days", str(days), "--out", f"{args.out}/backtest", "--json", f"{args.out}/backtest.json"]
+    command += ["--config", args.config] if args.config else []
+    code = cli.main(command)
+    print(f"\npolicies took {time.perf_counter() - started:.0f} s")
+    print(f"look closer: {prog} backtest --sweep --days 60   (cost-risk frontiers; see docs/BENCHMARKS.md)")
+    return code
 
 
 def _spec_value(config: str | None, key: str):

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 import yaml
 
@@ -49,6 +50,10 @@ def test_backtest_runs_every_policy_sweeps_and_tracks(small_spec: Path, tmp_path
     assert {row["policy"] for row in report["matched"]} == {p for p in POLICIES if p in report["frontiers"]} - {
         "predictive"
     }
+    swept = pd.DataFrame(report["margin_frontier"])
+    assert sorted(swept.groupby("policy").size().items()) == [("predictive", 4), ("reactive", 3), ("static", 5)]
+    static = swept[swept["policy"] == "static"].sort_values("param")
+    assert static["mean_idle_collateral"].is_monotonic_increasing  # a bigger buffer holds more idle collateral
     drift = {(row["source"], row["target"]) for row in report["drift_forecasts"]}
     assert {("model", "delta"), ("naive", "delta"), ("model", "margin"), ("naive", "gamma")} <= drift
     for row in report["drift_forecasts"]:
