@@ -207,6 +207,10 @@ def _fit_lam(r2: FloatArray, rv: FloatArray, rows: IntArray, h: int, label: str)
 # ---------------------------------------------------------------- HAR
 
 HAR_MEASURES = ("rv", "bv", "parkinson", "gk", "rs")  # variance estimators summed over W bars (features.realized)
+BASE_MEASURES_RULE = (  # the base_measures parameter of the models that start from a log-HAR (lgbm, net)
+    lambda v: v is None or (isinstance(v, list | tuple) and len(v) > 0 and all(m in HAR_MEASURES for m in v)),
+    f"None (rv only) or a non-empty list from {list(HAR_MEASURES)}",
+)
 
 
 def har_design(

@@ -65,7 +65,7 @@ from models.base import (
     qlike_loss,
     select_features,
 )
-from models.baselines import HAR_MEASURES, Har
+from models.baselines import BASE_MEASURES_RULE, Har
 from models.seasonal import SeasonalProfile
 
 BASES = ("har", "none")
@@ -141,10 +141,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "base": (lambda v: v in BASES, f"one of {BASES}"),
     "seasonal": (lambda v: isinstance(v, bool), "True or False"),
-    "base_measures": (
-        lambda v: v is None or (isinstance(v, list | tuple) and len(v) > 0 and all(m in HAR_MEASURES for m in v)),
-        f"None (rv only) or a non-empty list from {list(HAR_MEASURES)}",
-    ),
+    "base_measures": BASE_MEASURES_RULE,
     "lags": (
         lambda v: isinstance(v, list | tuple) and all(_is_int(x) and x >= 1 for x in v) and len(set(v)) == len(v),
         "a list of distinct bar counts ≥ 1 (empty: no lagged inputs)",

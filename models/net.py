@@ -97,7 +97,7 @@ from models.base import (
     purged_validation_split,
     select_features,
 )
-from models.baselines import HAR_MEASURES, Har
+from models.baselines import BASE_MEASURES_RULE, Har
 
 LOSS_WEIGHTS = {"qlike": 1.0, "pinball": 1.0, "regime": 0.25}
 MAX_CORRECTION = 5.0  # |log var − log HAR| ≤ 5
@@ -302,10 +302,7 @@ _PARAMETER_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "device": (lambda v: v in ("auto", "cpu", "cuda"), "'auto', 'cpu' or 'cuda'"),
     "base": (lambda v: v == "har", "'har' (the log-HAR offset the network corrects)"),
     "seasonal": (lambda v: isinstance(v, bool), "True or False (a seasonal HAR offset)"),
-    "base_measures": (
-        lambda v: v is None or (isinstance(v, list | tuple) and len(v) > 0 and all(m in HAR_MEASURES for m in v)),
-        f"None (rv only) or a non-empty list from {list(HAR_MEASURES)}",
-    ),
+    "base_measures": BASE_MEASURES_RULE,
 }
 
 

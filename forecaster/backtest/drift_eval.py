@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -162,28 +161,3 @@ def naive_forecasts(sigma_bar: np.ndarray, index: pd.DatetimeIndex, bars: Sequen
 def no_iv_change(drift: Any) -> Any:
     """The drift config with no IV change (the naive forecast)."""
     return replace(drift, iv_change_stdev_daily=0.0)
-
-
-def plot_fan(realized: pd.DataFrame, quantiles: np.ndarray, path: str | Path, target: str = "delta") -> Path:
-    """Realized drift over time with the forecast's q05..q95 and q25..q75 bands."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    t = realized["timestamp"]
-    ax.fill_between(t, quantiles[:, 0], quantiles[:, 4], alpha=0.2, label="forecast q05..q95", step="mid")
-    ax.fill_between(t, quantiles[:, 1], quantiles[:, 3], alpha=0.35, label="forecast q25..q75", step="mid")
-    ax.plot(t, quantiles[:, 2], lw=0.8, label="forecast median")
-    ax.scatter(t, realized[target], s=3, color="black", label="realized", zorder=3)
-    ax.set_title(f"{target} drift over the horizon: forecast fan against realized (book held fixed)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out

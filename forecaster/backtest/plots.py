@@ -85,6 +85,22 @@ def plot_margin_usage(record: pd.DataFrame, path: str | Path, title: str = "") -
     return _save(plt, fig, path)
 
 
+def plot_fan(realized: pd.DataFrame, quantiles: np.ndarray, path: str | Path, target: str = "delta") -> Path:
+    """Realized drift over time (``realized[target]``, a :func:`forecaster.backtest.drift_eval.realized_drift`
+    frame) with the forecast's q05..q95 and q25..q75 bands (``quantiles`` (m, 5))."""
+    plt, fig, ax = _figure(10.0, 4.5)
+    t = realized["timestamp"]
+    ax.fill_between(t, quantiles[:, 0], quantiles[:, 4], alpha=0.2, label="forecast q05..q95", step="mid")
+    ax.fill_between(t, quantiles[:, 1], quantiles[:, 3], alpha=0.35, label="forecast q25..q75", step="mid")
+    ax.plot(t, quantiles[:, 2], lw=0.8, label="forecast median")
+    ax.scatter(t, realized[target], s=3, color="black", label="realized", zorder=3)
+    ax.set_title(f"{target} drift over the horizon: forecast fan against realized (book held fixed)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    return _save(plt, fig, path)
+
+
 def _save(plt, fig, path: str | Path) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     plots = _plots(args.out, results, margin_results, frontiers, reference)
     if "model" in evaluation["forecasts"] and len(evaluation["realized"]):
-        from forecaster.backtest.drift_eval import plot_fan
+        from forecaster.backtest.plots import plot_fan
 
         quantiles = evaluation["forecasts"]["model"]["delta"]
         plots.append(plot_fan(evaluation["realized"], quantiles, args.out / "fan_delta.png"))
