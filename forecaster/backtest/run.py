@@ -269,6 +269,17 @@ def simulated_setup(spec: Any, bt: BacktestSpec, *, show_progress: bool = False)
 
 def _forecasts(spec, bt: BacktestSpec, data, start: int, decision_bars, source: str) -> pd.DataFrame:
     """The forecast frame (var, q05..q95, p_stressed; indexed by bar time) at the decision bars."""
+    model = fit_forecaster(spec, bt, data, start, source)
+    frame = model.predict(data, decision_bars)
+    frame = frame[frame["horizon"] == bt.horizon].copy()
+    frame.index = pd.DatetimeIndex(pd.to_datetime(frame["timestamp"], utc=True))
+    return frame[["var", "q05", "q25", "q50", "q75", "q95", "p_stressed"]]
+
+
+def fit_forecaster(spec, bt: BacktestSpec, data, start: int, source: str) -> Any:
+    """The forecasting model of ``source`` (``model``: the spec's ``backtest.model``; ``oracle``) fitted on origins
+    every ``decision_every`` bars before the backtest (purged: each target ends before ``start``), from the end of the
+    longest feature warm-up, or of its own inputs' when it reads fewer features (a HAR learns from earlier)."""
     from models.registry import make_model
 
     models = spec.section("models") or {}
@@ -295,10 +306,12 @@ def _forecasts(spec, bt: BacktestSpec, data, start: int, decision_bars, source: 
             f"give the model at least {math.ceil((warm + bt.horizon + 100 * step) / 1440) + 1} days",
         )
     model.fit(data, train)
-    frame = model.predict(data, decision_bars)
-    frame = frame[frame["horizon"] == bt.horizon].copy()
-    frame.index = pd.DatetimeIndex(pd.to_datetime(frame["timestamp"], utc=True))
-    return frame[["var", "q05", "q25", "q50", "q75", "q95", "p_stressed"]]
+    # a model that reads only some features (a HAR) can learn from earlier origins: after its own inputs' warm-up
+    own = [c for c in (model.input_features() or []) if c in warmup]
+    if own and max(warmup[c] for c in own) < warm:
+        own_warm = int(max(warmup[c] for c in own))
+        model = model.clone().fit(data, np.arange(own_warm, last_train, step))
+    return model
 
 
 # ---------------------------------------------------------------------------------------------- runs

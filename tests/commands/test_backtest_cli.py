@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -90,3 +91,26 @@ def test_spec_errors_name_the_key(small_spec: Path, tmp_path: Path, change: dict
 def test_unknown_policy_flag(small_spec: Path, capsys) -> None:
     assert cli.main(["backtest", "--config", str(small_spec), "--policy", "band,nope", "--no-track"]) == 2
     assert "--policy: ['nope'] not in backtest.hedge_policies" in capsys.readouterr().err
+
+
+def test_a_har_learns_from_the_end_of_its_own_inputs_warm_up(small_spec: Path) -> None:
+    """The longest warm-up of the small spec is the 1-day IV percentile (1,440 bars); harx_range reads only the
+    realized windows (rv_240 is known from bar 240: the first bar has no return) and the IV, so it is fitted from bar
+    240 (every 15 bars), not from 1,440."""
+    from features.pipeline import feature_spec_from_spec
+    from forecaster.backtest.run import backtest_spec, fit_forecaster
+    from forecaster.config import load_spec
+    from forecaster.market.simulator import sim_config_from_spec
+    from training.data import model_data, simulated_market
+
+    spec = load_spec(str(small_spec))
+    bt = backtest_spec(spec.values, where=spec.path)
+    values = {**spec.values, "simulator": {**spec.values["simulator"], "days": 5}}
+    market, truth = simulated_market(sim_config_from_spec(values, where=spec.path), with_trades=False)
+    data = model_data(market, feature_spec_from_spec(values, where=spec.path), [bt.horizon], truth=truth)
+    warmup = data.info["warmup"]
+    assert max(warmup.values()) >= 1_440 and max(warmup[c] for c in ("rv_240", "gk_240")) == 240
+    start = 4 * 1440
+    model = fit_forecaster(spec, bt, data, start, "model")
+    expected = np.arange(240, start - bt.horizon, 15)  # origins with a finite target, all of them here
+    assert model.n_fit_rows_[bt.horizon] == expected.size
