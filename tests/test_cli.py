@@ -120,7 +120,7 @@ def test_demo_trains_evaluates_and_compares_the_models(tmp_path: Path, capsys, m
     values["models"]["har"]["windows"] = [60, 240, 1440]  # the benchmark pins its windows: the short ones here
     values["models"]["lgbm_bars"]["n_estimators"] = 50
     values["training"]["demo_models"] = ["har", "lgbm_bars", "oracle"]
-    values["backtest"].update(model="har", train_days=4, demo_days=2)  # har reads the short windows above
+    values["backtest"].update(model="har", train_days=5, demo_days=2)  # har reads the short windows above
     spec = tmp_path / "demo_small.yaml"
     spec.write_text(yaml.safe_dump(values))
     monkeypatch.chdir(tmp_path)

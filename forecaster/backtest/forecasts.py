@@ -138,3 +138,66 @@ def views_provider(views: Mapping[int, ForecastView]):
         return views.get(int(bar))
 
     return provide
+
+
+# ---------------------------------------------------------------------------------------------- calibration
+
+CALIBRATED_FIELDS = {
+    "delta": "delta_drift_quantiles",
+    "gamma": "gamma_drift_quantiles",
+    "vega": "vega_drift_quantiles",
+    "margin": "margin_quantiles",
+}
+
+
+def split_conformal_shift(lo: np.ndarray, hi: np.ndarray, y: np.ndarray, alpha: float) -> float:
+    """The additive split-conformal correction of an interval [lo, hi] (Romano et al. 2019, on the raw scale: the
+    drifts are signed): the ⌈(1 − α)(n + 1)⌉-th smallest of the scores max(lo − y, y − hi). Positive widens.
+    Needs n ≥ 1/α − 1 scores."""
+    from models.calibration import conformal_rank
+
+    scores = np.sort(np.maximum(lo - y, y - hi))
+    return float(scores[conformal_rank(scores.size, alpha) - 1])
+
+
+def fit_view_calibration(
+    views: Mapping[int, ForecastView], realized: pd.DataFrame, *, alpha: float = 0.1
+) -> dict[str, tuple[float, float]]:
+    """{target: (outer, inner)}: additive corrections of [q05, q95] (level 1 − α) and of [q25, q75] (50%) learned on
+    calibration origins (``realized`` from :func:`forecaster.backtest.drift_eval.realized_drift`, indexed by bar)."""
+    out = {}
+    for target, name in CALIBRATED_FIELDS.items():
+        if target not in realized.columns:
+            continue
+        rows = [(t, getattr(views[t], name)) for t in realized.index if t in views and getattr(views[t], name)]
+        if len(rows) < 20:
+            continue
+        y = realized.loc[[t for t, _ in rows], target].to_numpy(dtype=float)
+        q = np.array([[levels[lv] for lv in LEVELS] for _, levels in rows])  # (n, 5)
+        out[target] = (
+            split_conformal_shift(q[:, 0], q[:, 4], y, alpha),
+            split_conformal_shift(q[:, 1], q[:, 3], y, 0.5),
+        )
+    return out
+
+
+def apply_view_calibration(
+    views: Mapping[int, ForecastView], corrections: Mapping[str, tuple[float, float]]
+) -> dict[int, ForecastView]:
+    """The views with each corrected quantile set moved outwards (q05 − outer, q25 − inner, q75 + inner, q95 + outer;
+    the median unchanged, then made non-decreasing around it)."""
+    from dataclasses import replace
+
+    out = {}
+    for t, view in views.items():
+        changes = {}
+        for target, (outer, inner) in corrections.items():
+            levels = getattr(view, CALIBRATED_FIELDS[target])
+            if not levels:
+                continue
+            q05, q25, q50, q75, q95 = (levels[lv] for lv in LEVELS)
+            q25, q75 = min(q25 - inner, q50), max(q75 + inner, q50)
+            q05, q95 = min(q05 - outer, q25), max(q95 + outer, q75)
+            changes[CALIBRATED_FIELDS[target]] = dict(zip(LEVELS, (q05, q25, q50, q75, q95), strict=True))
+        out[t] = replace(view, **changes) if changes else view
+    return out

@@ -19,8 +19,9 @@ import pandas as pd
 
 from forecaster.backtest.books import OptionLegs, make_book
 from forecaster.backtest.costs import CostModel
+from forecaster.backtest.drift_eval import realized_drift
 from forecaster.backtest.engine import BacktestConfig, BacktestMarket, BacktestResult, BookPath, book_path, run_backtest
-from forecaster.backtest.forecasts import forecast_views, views_provider
+from forecaster.backtest.forecasts import apply_view_calibration, fit_view_calibration, forecast_views, views_provider
 from forecaster.backtest.hedging import (
     HEDGE_POLICIES,
     DeltaBand,
@@ -37,6 +38,7 @@ from forecaster.errors import ConfigError
 SECTION_KEYS = (
     "days",
     "demo_days",
+    "calibration_days",
     "train_days",
     "seed",
     "model",
@@ -90,6 +92,7 @@ SWEEP_PARAM = {
 class BacktestSpec:
     days: float
     train_days: float
+    calibration_days: float
     seed: int
     model: str
     horizon: int
@@ -149,6 +152,7 @@ def backtest_spec(spec_values: Mapping[str, Any], *, where: str) -> BacktestSpec
     return BacktestSpec(
         days=float(section.get("days", 30)),
         train_days=float(section.get("train_days", 75)),
+        calibration_days=float(section.get("calibration_days", 10)),
         seed=int(section["seed"])
         if section.get("seed") is not None
         else int(spec_values.get("simulator", {}).get("seed", 7)) + 1,
@@ -214,6 +218,8 @@ class Setup:
         None  # the book generator run over the whole market (training origins of the direct model)
     )
     features: pd.DataFrame | None = None  # the feature table of the whole market
+    raw_views: dict[str, dict[int, ForecastView]] = field(default_factory=dict)  # before the drift calibration
+    corrections: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)  # source -> target -> shifts
     notes: list[str] = field(default_factory=list)
 
 
@@ -249,29 +255,42 @@ def simulated_setup(spec: Any, bt: BacktestSpec, *, show_progress: bool = False)
     sources = {p.source for p in bt.policies.values() if p.source} | (
         {"model"} if bt.margin_policy == "predictive" or "predictive" in bt.margin_policies else set()
     )
+    raw_views, corrections = {}, {}
+    # the end of the training period calibrates the drift forecasts (the model learns before it)
+    cal_days = min(bt.calibration_days, 0.25 * bt.train_days)  # at most a quarter of the training period
+    cal_start = int(index.searchsorted(index[start] - pd.Timedelta(days=cal_days)))
+    cal_origins = np.arange(cal_start, start - bt.horizon, bt.engine.margin_every)
     for source in sorted(sources):
-        forecasts = _forecasts(spec, bt, data, start, decision_bars, source)
         label = f"model:{bt.model}" if source == "model" else "oracle:truth"
-        views[source] = forecast_views(
-            bt_market, legs, decision_bars, forecasts, bt.horizon, source=label,
-            drift=drift, margin_config=margin_config, margin_bars=margin_bars, n_scenarios=bt.scenarios,
-            show_progress=show_progress,
+        model = fit_forecaster(spec, bt, data, cal_start if cal_origins.size else start, source)
+        common = {"drift": drift, "margin_config": margin_config, "n_scenarios": bt.scenarios}
+        raw_views[source] = forecast_views(
+            bt_market, legs, decision_bars, _predict(model, data, decision_bars, bt.horizon), bt.horizon,
+            source=label, margin_bars=margin_bars, show_progress=show_progress, **common,
         )  # fmt: skip
+        corrections[source] = {}
+        if cal_origins.size:
+            cal_views = forecast_views(
+                bt_market, all_legs, cal_origins, _predict(model, data, cal_origins, bt.horizon), bt.horizon,
+                source=label, margin_bars=cal_origins, **common,
+            )  # fmt: skip
+            realized = realized_drift(bt_market, all_legs, cal_origins, bt.horizon, margin_config=margin_config)
+            corrections[source] = fit_view_calibration(cal_views, realized)
+        views[source] = apply_view_calibration(raw_views[source], corrections[source])
     description = (
         f"simulated {bt.train_days:g} + {bt.days:g} days (seed {bt.seed}): model {bt.model!r} fitted on the first "
         f"{bt.train_days:g}, policies on the last {bt.days:g} ({len(index) - start:,} bars, {len(legs)} option legs)"
     )
     return Setup(
         bt_market, legs, book_path(legs, bt_market), start, views, description, truth, margin_config, drift, all_legs,
-        data.features,
+        data.features, raw_views=raw_views, corrections=corrections,
     )  # fmt: skip
 
 
-def _forecasts(spec, bt: BacktestSpec, data, start: int, decision_bars, source: str) -> pd.DataFrame:
-    """The forecast frame (var, q05..q95, p_stressed; indexed by bar time) at the decision bars."""
-    model = fit_forecaster(spec, bt, data, start, source)
-    frame = model.predict(data, decision_bars)
-    frame = frame[frame["horizon"] == bt.horizon].copy()
+def _predict(model: Any, data: Any, bars: np.ndarray, horizon: int) -> pd.DataFrame:
+    """The forecast frame (var, q05..q95, p_stressed; indexed by bar time) of a fitted model at ``bars``."""
+    frame = model.predict(data, bars)
+    frame = frame[frame["horizon"] == horizon].copy()
     frame.index = pd.DatetimeIndex(pd.to_datetime(frame["timestamp"], utc=True))
     return frame[["var", "q05", "q25", "q50", "q75", "q95", "p_stressed"]]
 
@@ -408,6 +427,9 @@ def drift_evaluation(setup: Setup, bt: BacktestSpec, *, every: int | None = None
     model_views = setup.views.get("model", {})
     if model_views:
         forecasts["model"] = {t: view_quantiles(model_views, bars, t) for t in (*TARGETS, "margin")}
+    if setup.raw_views.get("model") and setup.corrections.get("model"):
+        raw = setup.raw_views["model"]
+        forecasts["model_uncalibrated"] = {t: view_quantiles(raw, bars, t) for t in (*TARGETS, "margin")}
     sigma_bar = ewma_sigma_bar(market.close, market.iv, market.bar_years, bt.engine.vol_halflife_bars)
     naive = forecast_views(
         market, setup.legs, bars, naive_forecasts(sigma_bar, market.index, bars, h), h, source="naive",

@@ -206,3 +206,42 @@ def test_whalley_wilmott_base_band_follows_gamma():
     assert policy.param == 1e-3 and PredictiveHedge(band_units=0.7).param == 0.7
     with pytest.raises(UsageError, match="risk_aversion must be a number > 0"):
         PredictiveHedge(risk_aversion=0.0)
+
+
+def test_view_calibration_widens_under_dispersed_drift_quantiles():
+    """Forecast quantiles of N(0, 0.5²) for drifts that are N(0, 1): split conformal on 500 calibration origins
+    brings the q05..q95 coverage of 5,000 new ones from about 0.58 to about 0.90; the median is left alone."""
+    from forecaster.backtest.forecasts import apply_view_calibration, fit_view_calibration, split_conformal_shift
+
+    z = np.array([-1.6448536, -0.6744898, 0.0, 0.6744898, 1.6448536])
+    rng = np.random.default_rng(9)
+
+    def views_and_truth(n: int, offset: int):
+        views = {
+            offset + i: ForecastView(
+                horizon=240,
+                var=1e-4,
+                delta_drift_quantiles=dict(zip((0.05, 0.25, 0.5, 0.75, 0.95), 0.5 * z, strict=True)),
+            )
+            for i in range(n)
+        }
+        return views, pd.DataFrame({"delta": rng.standard_normal(n)}, index=list(views))
+
+    cal_views, cal_truth = views_and_truth(500, 0)
+    corrections = fit_view_calibration(cal_views, cal_truth)
+    assert set(corrections) == {"delta"}  # no gamma, vega or margin quantiles in these views
+    outer, inner = corrections["delta"]
+    assert outer == pytest.approx(1.645 - 0.822, abs=0.15) and inner == pytest.approx(0.674 - 0.337, abs=0.1)
+    scores = np.sort(np.maximum(0.5 * z[0] - cal_truth["delta"], cal_truth["delta"] - 0.5 * z[4]))
+    assert (
+        split_conformal_shift(np.full(500, 0.5 * z[0]), np.full(500, 0.5 * z[4]), cal_truth["delta"].to_numpy(), 0.1)
+        == scores[451 - 1]
+    )
+    test_views, test_truth = views_and_truth(5000, 1000)
+    fixed = apply_view_calibration(test_views, corrections)
+    y = test_truth["delta"].to_numpy()
+    raw = np.array([[v.delta_drift_quantiles[lv] for lv in (0.05, 0.95)] for v in test_views.values()])
+    new = np.array([[v.delta_drift_quantiles[lv] for lv in (0.05, 0.5, 0.95)] for v in fixed.values()])
+    assert np.mean((y >= raw[:, 0]) & (y <= raw[:, 1])) < 0.65
+    assert abs(np.mean((y >= new[:, 0]) & (y <= new[:, 2])) - 0.9) < 0.02
+    assert (new[:, 1] == 0.0).all()

@@ -34,7 +34,7 @@ def small_spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_backtest_runs_every_policy_sweeps_and_tracks(small_spec: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    args = ["backtest", "--config", str(small_spec), "--days", "3", "--train-days", "4", "--sweep", "--json", "bt.json"]
+    args = ["backtest", "--config", str(small_spec), "--days", "3", "--train-days", "5", "--sweep", "--json", "bt.json"]
     assert cli.main(args) == 0
     out = capsys.readouterr().out
     assert "policies on the last 3 (4,320 bars, 6 option legs)" in out
