@@ -152,7 +152,7 @@ def backtest_spec(spec_values: Mapping[str, Any], *, where: str) -> BacktestSpec
     return BacktestSpec(
         days=float(section.get("days", 30)),
         train_days=float(section.get("train_days", 75)),
-        calibration_days=float(section.get("calibration_days", 10)),
+        calibration_days=float(section.get("calibration_days", 0)),
         seed=int(section["seed"])
         if section.get("seed") is not None
         else int(spec_values.get("simulator", {}).get("seed", 7)) + 1,

@@ -26,6 +26,7 @@ def small_spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
     values["name"] = "backtest_cli"
     values["features"].update({"windows": [15, 60, 240], "iv_percentile_days": 1, "chain_tenors_days": [7, 30]})
     values["backtest"]["hedge_policies"]["band"]["sweep"] = [0.4, 1.6]
+    values["backtest"]["calibration_days"] = 1  # the last training day calibrates the drift forecasts
     path = tmp_path_factory.mktemp("backtest_cli") / "backtest_cli.yaml"
     path.write_text(yaml.safe_dump(values, sort_keys=False))
     return path
@@ -57,6 +58,7 @@ def test_backtest_runs_every_policy_sweeps_and_tracks(small_spec: Path, tmp_path
     assert static["mean_idle_collateral"].is_monotonic_increasing  # a bigger buffer holds more idle collateral
     drift = {(row["source"], row["target"]) for row in report["drift_forecasts"]}
     assert {("model", "delta"), ("naive", "delta"), ("model", "margin"), ("naive", "gamma")} <= drift
+    assert {("model_uncalibrated", "delta"), ("direct", "vega")} <= drift
     for row in report["drift_forecasts"]:
         assert row["n"] > 10 and 0 <= row["coverage_interval"] <= 1 and row["pinball_mean"] >= 0
     for name in ("pnl_paths", "drawdowns", "frontiers", "margin_static", "margin_predictive", "fan_delta"):
