@@ -225,11 +225,8 @@ class Setup:
 
 def simulated_setup(spec: Any, bt: BacktestSpec, *, show_progress: bool = False) -> Setup:
     """Simulate ``train_days + days``, fit the forecasting model (and the oracle) on the first part, build views."""
-    from features.pipeline import feature_spec_from_spec
-    from forecaster.drift.config import drift_config_from_spec
-    from forecaster.margin import margin_config_from_spec
     from forecaster.market.simulator import sim_config_from_spec
-    from training.data import market_iv, model_data, simulated_market
+    from training.data import simulated_market
 
     values = {**spec.values, "simulator": {**spec.values.get("simulator", {})}}
     values["simulator"]["days"] = bt.train_days + bt.days
@@ -237,8 +234,46 @@ def simulated_setup(spec: Any, bt: BacktestSpec, *, show_progress: bool = False)
     config = sim_config_from_spec(values, where=spec.path)
     market, truth = simulated_market(config)
     index = market.bars.index
-    bt_market = BacktestMarket(index, market.bars["close"].to_numpy(float), market_iv(market), market.bar_years)
     start = int(index.searchsorted(index[0] + pd.Timedelta(days=bt.train_days)))
+    what = f"simulated {bt.train_days:g} + {bt.days:g} days (seed {bt.seed})"
+    return market_setup(spec, bt, market, truth, start, what, show_progress=show_progress)
+
+
+def file_setup(spec: Any, bt: BacktestSpec, market: Any, source: str, *, show_progress: bool = False) -> Setup:
+    """A market read from files (:func:`features.market.market_data`): the policies run on its last ``days`` days,
+    the model learns on everything before them. There is no truth, so no oracle-fed policy."""
+    from forecaster.errors import UsageError
+
+    index = market.bars.index
+    if market.iv is None and market.chain is None:
+        raise UsageError(
+            f"{source}: the backtest prices the book from an implied vol on every bar; give --iv-index or --options"
+        )
+    start = int(index.searchsorted(index[-1] - pd.Timedelta(days=bt.days), side="right"))
+    span = (index[-1] - index[0]) / pd.Timedelta(days=1)
+    if start <= 0 or (index[start] - index[0]) < pd.Timedelta(days=1):
+        raise UsageError(
+            f"{source} spans {span:.1f} days: too short to backtest {bt.days:g} days after a training period; pass "
+            "--days smaller, or longer files"
+        )
+    train = (index[start] - index[0]) / pd.Timedelta(days=1)
+    what = f"{source}: {train:.1f} days of training + the last {bt.days:g} days"
+    return market_setup(spec, bt, market, None, start, what, show_progress=show_progress)
+
+
+def market_setup(
+    spec: Any, bt: BacktestSpec, market: Any, truth: pd.DataFrame | None, start: int, what: str, *, show_progress: bool
+) -> Setup:
+    """Fit the forecasting model (and, with a truth, the oracle) on the bars before ``start``, build the book, the
+    views and the shared path; the policies run from ``start`` on."""
+    from features.pipeline import feature_spec_from_spec
+    from forecaster.drift.config import drift_config_from_spec
+    from forecaster.margin import margin_config_from_spec
+    from training.data import market_iv, model_data
+
+    values = spec.values
+    index = market.bars.index
+    bt_market = BacktestMarket(index, market.bars["close"].to_numpy(float), market_iv(market), market.bar_years)
     all_legs = legs = make_book(bt.book, index, bt_market.close, seed=bt.seed)
     keep = legs.start_bar >= start
     legs = OptionLegs(
@@ -255,6 +290,8 @@ def simulated_setup(spec: Any, bt: BacktestSpec, *, show_progress: bool = False)
     sources = {p.source for p in bt.policies.values() if p.source} | (
         {"model"} if bt.margin_policy == "predictive" or "predictive" in bt.margin_policies else set()
     )
+    if truth is None:
+        sources.discard("oracle")
     raw_views, corrections = {}, {}
     # the end of the training period calibrates the drift forecasts (the model learns before it)
     cal_days = min(bt.calibration_days, 0.25 * bt.train_days)  # at most a quarter of the training period
@@ -278,8 +315,9 @@ def simulated_setup(spec: Any, bt: BacktestSpec, *, show_progress: bool = False)
             corrections[source] = fit_view_calibration(cal_views, realized)
         views[source] = apply_view_calibration(raw_views[source], corrections[source])
     description = (
-        f"simulated {bt.train_days:g} + {bt.days:g} days (seed {bt.seed}): model {bt.model!r} fitted on the first "
-        f"{bt.train_days:g}, policies on the last {bt.days:g} ({len(index) - start:,} bars, {len(legs)} option legs)"
+        f"{what}: model {bt.model!r} fitted before the backtest, policies on the last "
+        f"{(index[-1] - index[start]) / pd.Timedelta(days=1) + market.bar_years * 365:.3g} days "
+        f"({len(index) - start:,} bars, {len(legs)} option legs)"
     )
     return Setup(
         bt_market, legs, book_path(legs, bt_market), start, views, description, truth, margin_config, drift, all_legs,

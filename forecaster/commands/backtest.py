@@ -43,6 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=float, help="backtested days (backtest.days)")
     parser.add_argument("--train-days", type=float, help="days the forecasting model learns on (backtest.train_days)")
     parser.add_argument("--seed", type=int, help="simulator seed of the backtest market (backtest.seed)")
+    from forecaster.commands.features import add_market_file_arguments
+
+    data = parser.add_argument_group(
+        "market files (none: the spec's simulated market); the policies run on the last --days, the model learns on "
+        "everything before"
+    )
+    add_market_file_arguments(data)
     out = parser.add_argument_group("outputs")
     out.add_argument("--out", type=Path, default=Path("backtest_out"), help="folder for plots and tables")
     out.add_argument("--json", type=Path, metavar="PATH", help="metrics per policy (and frontiers) as JSON")
@@ -72,9 +79,30 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise UsageError(f"--policy: {unknown} not in backtest.hedge_policies ({', '.join(names)})")
         names = wanted
+    if args.bars is not None:
+        if args.train_days is not None or args.seed is not None:
+            raise UsageError(
+                "--train-days and --seed apply to the simulated market; with --bars the model learns on everything "
+                "before the last --days"
+            )
+        oracle = [n for n in names if bt.policies[n].source == "oracle"]
+        if oracle:
+            print(
+                f"note: {', '.join(oracle)} left out: an oracle-fed policy needs the simulator's truth; files have none"
+            )
+            names = [n for n in names if n not in oracle]
+    if not names:
+        raise UsageError("no hedge policy left to run: pick some with --policy")
     bt = replace(bt, policies={n: bt.policies[n] for n in names})
-    print(f"backtest: simulating {bt.train_days:g} + {bt.days:g} days (seed {bt.seed}), model {bt.model!r}...")
-    setup = simulated_setup(spec, bt, show_progress=True)
+    if args.bars is not None:
+        from forecaster.backtest.run import file_setup
+        from forecaster.commands.features import _market
+
+        print(f"backtest: {args.bars} (the last {bt.days:g} days), model {bt.model!r}...")
+        setup = file_setup(spec, bt, _market(args, spec), str(args.bars), show_progress=True)
+    else:
+        print(f"backtest: simulating {bt.train_days:g} + {bt.days:g} days (seed {bt.seed}), model {bt.model!r}...")
+        setup = simulated_setup(spec, bt, show_progress=True)
     print(setup.description)
     results = {}
     for name in names:

@@ -38,7 +38,7 @@ def test_backtest_runs_every_policy_sweeps_and_tracks(small_spec: Path, tmp_path
     args = ["backtest", "--config", str(small_spec), "--days", "3", "--train-days", "5", "--sweep", "--json", "bt.json"]
     assert cli.main(args) == 0
     out = capsys.readouterr().out
-    assert "policies on the last 3 (4,320 bars, 6 option legs)" in out
+    assert "policies on the last 3 days (4,320 bars, 6 option legs)" in out
     report = json.loads((tmp_path / "bt.json").read_text())
     assert list(report["policies"]) == POLICIES
     for metrics in report["policies"].values():
@@ -116,3 +116,25 @@ def test_a_har_learns_from_the_end_of_its_own_inputs_warm_up(small_spec: Path) -
     model = fit_forecaster(spec, bt, data, start, "model")
     expected = np.arange(240, start - bt.horizon, 15)  # origins with a finite target, all of them here
     assert model.n_fit_rows_[bt.horizon] == expected.size
+
+
+def test_backtest_on_market_files(small_spec: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """Bars and an IV index as files (written by ``simulate``): the policies run on the last 2 days, the model learns
+    on the 5 before; the oracle-fed policy is left out (files have no truth); no IV is a usage error."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["simulate", "--config", str(small_spec), "--days", "7", "--out", "sim", "--no-trades"]) == 0
+    capsys.readouterr()
+    files = ["--bars", "sim/bars.parquet", "--iv-index", "sim/iv_index.parquet"]
+    args = ["backtest", "--config", str(small_spec), *files, "--days", "2", "--no-track", "--json", "bt.json"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "note: oracle left out" in out and "sim/bars.parquet: 5.0 days of training + the last 2 days" in out
+    report = json.loads((tmp_path / "bt.json").read_text())
+    assert list(report["policies"]) == [p for p in POLICIES if p != "oracle"]
+    assert all(m["days"] == 2 for m in report["policies"].values())
+    assert cli.main(["backtest", "--config", str(small_spec), "--bars", "sim/bars.parquet", "--no-track"]) == 2
+    assert "give --iv-index or --options" in capsys.readouterr().err
+    assert cli.main(["backtest", "--config", str(small_spec), *files, "--days", "6.5", "--no-track"]) == 2
+    assert "too short to backtest 6.5 days" in capsys.readouterr().err
+    assert cli.main(["backtest", "--config", str(small_spec), *files, "--seed", "3", "--no-track"]) == 2
+    assert "--train-days and --seed apply to the simulated market" in capsys.readouterr().err
