@@ -20,17 +20,10 @@ from typing import Any
 
 import pandas as pd
 
-TABLE_COLUMNS = (
-    "hedging_cost",
-    "daily_pnl_mean",
-    "daily_pnl_std",
-    "daily_pnl_cvar95",
-    "max_abs_net_delta",
-    "time_outside_limits",
-    "margin_breaches",
-    "forced_liquidations",
-    "mean_idle_collateral",
-)
+from forecaster.backtest.metrics import POLICY_METRIC_KEYS
+
+# the printed table: every policy metric but the totals a reader gets from the others
+TABLE_COLUMNS = tuple(k for k in POLICY_METRIC_KEYS if k not in ("pnl_total", "breach_bars", "days"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
