@@ -70,17 +70,10 @@ def realized_drift(
         row |= {f"{k}_now": now[k] for k in TARGETS} | {k: later[k] - now[k] for k in TARGETS}
         if margin_config is not None:
             still = keep & (legs.expiry_bar > t + horizon)
-            book = _margin_book(_subset(legs, still), market, t + horizon, 0.0)
+            book = _margin_book(legs, market, t + horizon, 0.0, held=still)
             row["margin"] = float(portfolio_margin(book, margin_config).initial)
         rows.append(row)
     return pd.DataFrame(rows).set_index("bar")
-
-
-def _subset(legs: OptionLegs, mask: np.ndarray) -> OptionLegs:
-    return OptionLegs(
-        legs.strike[mask], legs.is_call[mask], legs.weight[mask], np.zeros(int(mask.sum()), dtype=np.int64),
-        np.full(int(mask.sum()), np.iinfo(np.int64).max // 2, dtype=np.int64), legs.expiry[mask],
-    )  # fmt: skip
 
 
 def quantile_scores(realized: np.ndarray, quantiles: np.ndarray, levels: Sequence[float] = LEVELS) -> dict[str, float]:

@@ -268,10 +268,11 @@ def run_backtest(
             "gamma_units": float(book.gamma_units[t]),
             "vega": float(book.vega[t]),
         }
-        if (t - start_bar) % config.decision_every == 0:
-            forecast = None
-            if hedge_policy.needs_forecast and forecasts is not None:
-                forecast = forecasts(t, greeks)
+        is_decision_bar = (t - start_bar) % config.decision_every == 0
+        is_margin_bar = (t - start_bar) % config.margin_every == 0
+        wants = (is_decision_bar and hedge_policy.needs_forecast) or (is_margin_bar and margin_policy.needs_forecast)
+        forecast = forecasts(t, greeks) if wants and forecasts is not None else None  # one view per event
+        if is_decision_bar:
             state = HedgeState(
                 timestamp=market.index[t],
                 bar=t,
@@ -287,7 +288,7 @@ def run_backtest(
                 bars_since_trade=t - (start_bar if last_trade is None else last_trade),
                 cost_rate=config.costs.rate(float(sigma_daily[t])),
                 delta_limit_units=config.delta_limit_units,
-                forecast=forecast,
+                forecast=forecast if hedge_policy.needs_forecast else None,
             )
             decision: HedgeDecision = hedge_policy.decide(state)
             traded = 0.0
@@ -318,7 +319,7 @@ def run_backtest(
                 }
             )
         hedge_after[t] = h
-        if (t - start_bar) % config.margin_every == 0:
+        if is_margin_bar:
             result = portfolio_margin(_margin_book(legs, market, t, h), margin_config)
             im[t], mm[t] = result.initial, result.maintenance
             pnl_now = float(opt_cum[t] + running)
@@ -326,9 +327,6 @@ def run_backtest(
                 first = config.initial_collateral
                 posted = float(first) if first is not None else math.nan
             equity = (posted if math.isfinite(posted) else 0.0) + pnl_now
-            mforecast = None
-            if margin_policy.needs_forecast and forecasts is not None:
-                mforecast = forecasts(t, greeks)
             mstate = MarginState(
                 timestamp=market.index[t],
                 bar=t,
@@ -337,7 +335,7 @@ def run_backtest(
                 equity=equity,
                 posted=posted if math.isfinite(posted) else 0.0,
                 breached_recently=breach_since_check,
-                forecast=mforecast,
+                forecast=forecast if margin_policy.needs_forecast else None,
             )
             mdecision = margin_policy.decide(mstate)
             new_posted = mstate.posted if mdecision.target_posted is None else float(mdecision.target_posted)
@@ -417,11 +415,14 @@ def _record(market, book, start, hedge_after, trade_units, trade_cost, funding_r
     return frame
 
 
-def _margin_book(legs: OptionLegs, market: BacktestMarket, t: int, hedge_units: float):
-    """The book after the close of bar t (open legs plus the hedge) as a :class:`forecaster.portfolio.Book`."""
+def _margin_book(legs: OptionLegs, market: BacktestMarket, t: int, hedge_units: float, held=None):
+    """The book after the close of bar t (open legs plus the hedge) as a :class:`forecaster.portfolio.Book`;
+    ``held`` (bool, (K,)): only these legs, all open at t (a book held fixed since an earlier bar)."""
     from forecaster.portfolio.book import Book
 
     open_ = (legs.start_bar <= t) & (legs.expiry_bar > t)
+    if held is not None:
+        open_ &= held
     k = np.flatnonzero(open_)
     spot = float(market.close[t])
     tau = np.maximum(np.asarray((legs.expiry[k] - market.index[t]) / YEAR, dtype=float), 1e-9)

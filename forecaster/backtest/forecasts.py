@@ -81,14 +81,21 @@ def forecast_views(
         )
         book = _margin_book(legs, market, t, 0.0)
         views[t] = _view(
-            book, forecast, market, t, source, drift, n_scenarios, margin_config if t in margin_set else None
+            book,
+            forecast,
+            market,
+            t,
+            source,
+            drift,
+            n_scenarios,
+            margin_config if t in margin_set else None,
+            p_stressed,
         )
-        views[t] = ForecastView(**{**views[t].__dict__, "p_stressed": p_stressed})
     return views
 
 
 def _view(
-    book, forecast: HorizonForecast, market, t, source, drift: DriftConfig, n: int, margin_config
+    book, forecast: HorizonForecast, market, t, source, drift: DriftConfig, n: int, margin_config, p_stressed: float
 ) -> ForecastView:
     spot = float(market.close[t])
     result = drift_distribution(
@@ -115,6 +122,7 @@ def _view(
         "horizon": forecast.horizon,
         "var": forecast.var,
         "rv_quantiles": dict(forecast.rv_quantiles),
+        "p_stressed": p_stressed,
         "delta_drift_quantiles": _quantiles(delta_units - now_delta),
         "gamma_drift_quantiles": _quantiles(gamma_units - now_gamma),
         "vega_drift_quantiles": _quantiles(sc["vega"].to_numpy() - result.now["vega"]),

@@ -449,7 +449,6 @@ def drift_evaluation(setup: Setup, bt: BacktestSpec, *, every: int | None = None
         evaluate_drift_forecasts,
         naive_forecasts,
         no_iv_change,
-        realized_drift,
         view_quantiles,
     )
     from forecaster.backtest.engine import ewma_sigma_bar
