@@ -21,11 +21,13 @@ also pays ``funding_rate_annual · units · S · bar_years`` per bar (long pays 
 
 Margin and collateral
 ---------------------
-Every ``margin_every`` bars (after the hedge decision of that bar) the book plus hedge is margined with
-:mod:`forecaster.margin` (risk matrix or SPAN, the spec's ``margin:`` section; IVs flat at the bar's IV) and the
-margin policy sets the posted collateral. Equity = posted collateral + cumulative P&L. A bar with equity below the
-maintenance margin (of the last check) is in *breach*. At a check, an account that is still below maintenance
-after the policy's transfer is *liquidated* by the venue: counted in ``forced_liquidation``, and the desk then
+Every ``margin_every`` bars, and at every bar where the book opens legs, the book plus hedge is margined with
+:mod:`forecaster.margin` (risk matrix or SPAN, the spec's ``margin:`` section; IVs flat at the bar's IV): the
+venue's requirement. The desk moves collateral (the margin policy sets the posted collateral) at the bars of
+:func:`collateral_event_bars`: when it trades options, and otherwise every ``collateral_every`` bars (default: at
+every check). Equity = posted collateral + cumulative P&L. A bar with equity below the maintenance margin (of the
+last check) is in *breach*. At a check, an account below maintenance after the desk's transfer (none between
+collateral moves) is *liquidated* by the venue: a breach too, counted in ``forced_liquidation``; the desk then
 restores equity to the initial margin (so the run continues; the liquidation loss itself is not modelled).
 
 Outputs
@@ -100,6 +102,7 @@ class BacktestConfig:
 
     decision_every: int = 15
     margin_every: int = 60
+    collateral_every: int | None = None  # None: collateral moves at every margin check
     hedge_instrument: str = "perp"
     funding_rate_annual: float = 0.0
     vol_halflife_bars: float = 240.0
@@ -112,6 +115,14 @@ class BacktestConfig:
             value = getattr(self, name)
             if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
                 raise UsageError(f"backtest.{name} must be a whole number of bars >= 1; got {value!r}")
+        c = self.collateral_every
+        if c is not None and not (
+            isinstance(c, int) and not isinstance(c, bool) and c >= 1 and c % self.margin_every == 0
+        ):
+            raise UsageError(
+                f"backtest.collateral_every must be a whole multiple of margin_every ({self.margin_every}) or null; "
+                f"got {c!r}"
+            )
         if self.hedge_instrument not in HEDGE_INSTRUMENTS:
             raise UsageError(
                 f"backtest.hedge_instrument must be one of {HEDGE_INSTRUMENTS}; got {self.hedge_instrument!r}"
@@ -120,6 +131,31 @@ class BacktestConfig:
             raise UsageError(f"backtest.vol_halflife_bars must be > 0; got {self.vol_halflife_bars!r}")
         if not (self.delta_limit_units > 0):
             raise UsageError(f"backtest.delta_limit_units must be > 0 (inf: none); got {self.delta_limit_units!r}")
+
+    @property
+    def collateral_bars(self) -> int:
+        """Bars between the desk's collateral moves."""
+        return self.collateral_every or self.margin_every
+
+
+def collateral_event_bars(config: BacktestConfig, legs: OptionLegs, start_bar: int, n: int) -> npt.NDArray[np.int64]:
+    """The bars (of ``n``, from ``start_bar``) where the margin policy moves collateral: the first bar, every bar
+    that opens legs (a trade's margin is posted when it is made), and any margin check ``collateral_every`` or more
+    bars after the last move (without ``collateral_every``: every margin check). With the default book (a straddle
+    sold every day) and a daily ``collateral_every`` that is once a day, at the sale. The same for every policy."""
+    starts = np.asarray(legs.start_bar, dtype=np.int64)
+    opens = np.unique(starts[(starts >= start_bar) & (starts < n)])
+    checks = np.union1d(np.arange(start_bar, n, config.margin_every, dtype=np.int64), opens)
+    if config.collateral_every is None:
+        return checks
+    is_open = np.zeros(n, dtype=bool)
+    is_open[opens] = True
+    moves, last = [], None
+    for t in checks.tolist():
+        if last is None or is_open[t] or t - last >= config.collateral_every:
+            moves.append(t)
+            last = t
+    return np.asarray(moves, dtype=np.int64)
 
 
 # ---------------------------------------------------------------------------------------------- the book
@@ -207,6 +243,7 @@ def run_backtest(
     *,
     margin_config: Any = None,
     forecasts: ForecastProvider | None = None,
+    margin_forecasts: ForecastProvider | None = None,
     path: BookPath | None = None,
     initial_hedge_units: float = 0.0,
     start_bar: int = 0,
@@ -214,8 +251,10 @@ def run_backtest(
     """Run one hedge policy and one margin policy over ``market`` (module docstring).
 
     ``forecasts`` gives the :class:`ForecastView` at a decision bar (predictive policies; called only when a
-    policy needs one); ``path`` reuses a precomputed :func:`book_path` (the same for every policy);
-    ``start_bar``: decisions start there (earlier bars only warm up the vol estimate).
+    policy needs one); ``margin_forecasts`` the view at a collateral bar for a predictive margin policy (its
+    horizon: the time to the next collateral move; default ``forecasts``); ``path`` reuses a precomputed
+    :func:`book_path` (the same for every policy); ``start_bar``: decisions start there (earlier bars only warm up
+    the vol estimate).
     """
     from forecaster.backtest.metrics import policy_metrics
     from forecaster.margin import portfolio_margin
@@ -229,8 +268,13 @@ def run_backtest(
     close = market.close
     bars = np.arange(start_bar, n)
     is_decision = (bars - start_bar) % config.decision_every == 0
-    is_margin = (bars - start_bar) % config.margin_every == 0
+    opens = np.zeros(n, dtype=bool)
+    opens[legs.start_bar[(legs.start_bar >= start_bar) & (legs.start_bar < n)].astype(int)] = True
+    is_margin = ((bars - start_bar) % config.margin_every == 0) | opens[start_bar:]
     events = bars[is_decision | is_margin]
+    margin_forecasts = margin_forecasts if margin_forecasts is not None else forecasts
+    is_collateral = np.zeros(n, dtype=bool)
+    is_collateral[collateral_event_bars(config, legs, start_bar, n)] = True
 
     hedge_after = np.full(n, np.nan)  # hedge units held after each event bar's close
     trade_units = np.zeros(n)
@@ -269,8 +313,9 @@ def run_backtest(
             "vega": float(book.vega[t]),
         }
         is_decision_bar = (t - start_bar) % config.decision_every == 0
-        is_margin_bar = (t - start_bar) % config.margin_every == 0
-        wants = (is_decision_bar and hedge_policy.needs_forecast) or (is_margin_bar and margin_policy.needs_forecast)
+        is_margin_bar = (t - start_bar) % config.margin_every == 0 or bool(opens[t])
+        is_collateral_bar = bool(is_collateral[t])
+        wants = is_decision_bar and hedge_policy.needs_forecast
         forecast = forecasts(t, greeks) if wants and forecasts is not None else None  # one view per event
         if is_decision_bar:
             state = HedgeState(
@@ -327,20 +372,33 @@ def run_backtest(
                 first = config.initial_collateral
                 posted = float(first) if first is not None else math.nan
             equity = (posted if math.isfinite(posted) else 0.0) + pnl_now
-            mstate = MarginState(
-                timestamp=market.index[t],
-                bar=t,
-                initial_margin=result.initial,
-                maintenance_margin=result.maintenance,
-                equity=equity,
-                posted=posted if math.isfinite(posted) else 0.0,
-                breached_recently=breach_since_check,
-                forecast=forecast if margin_policy.needs_forecast else None,
-            )
-            mdecision = margin_policy.decide(mstate)
-            new_posted = mstate.posted if mdecision.target_posted is None else float(mdecision.target_posted)
+            old_posted = posted if math.isfinite(posted) else 0.0
+            breached = breach_since_check  # since the last collateral move
+            fallback = False
+            if is_collateral_bar or not math.isfinite(posted):
+                mforecast = None
+                if margin_policy.needs_forecast and margin_forecasts is not None:
+                    mforecast = forecast if margin_forecasts is forecasts and forecast is not None else None
+                    mforecast = mforecast or margin_forecasts(t, greeks)
+                mstate = MarginState(
+                    timestamp=market.index[t],
+                    bar=t,
+                    initial_margin=result.initial,
+                    maintenance_margin=result.maintenance,
+                    equity=equity,
+                    posted=old_posted,
+                    breached_recently=breached,
+                    forecast=mforecast,
+                )
+                mdecision = margin_policy.decide(mstate)
+                new_posted = old_posted if mdecision.target_posted is None else float(mdecision.target_posted)
+                reason, fallback = mdecision.reason, mdecision.fallback
+                breach_since_check = False
+            else:
+                new_posted = old_posted
+                reason = f"requirement check (the desk moves collateral every {config.collateral_bars} bars)"
             forced = False
-            if new_posted + pnl_now < result.maintenance:  # still short after the policy: the venue liquidates
+            if new_posted + pnl_now < result.maintenance:  # still short after the desk: the venue liquidates
                 forced = True
                 new_posted = result.initial - pnl_now
             liquidated[t] = forced
@@ -348,21 +406,21 @@ def run_backtest(
                 {
                     "timestamp": market.index[t],
                     "bar": t,
+                    "collateral_move": bool(is_collateral_bar),
                     "initial_margin": result.initial,
                     "maintenance_margin": result.maintenance,
                     "equity_before": equity,
-                    "transfer": new_posted - mstate.posted,
+                    "transfer": new_posted - old_posted,
                     "equity_after": new_posted + pnl_now,
-                    "breached_since_check": breach_since_check,
+                    "breached_since_check": breached,
                     "forced_liquidation": forced,
-                    "reason": mdecision.reason + (" — still below maintenance: liquidated" if forced else ""),
-                    "fallback": mdecision.fallback,
+                    "reason": reason + (" — still below maintenance: liquidated" if forced else ""),
+                    "fallback": fallback,
                 }
             )
             posted = new_posted
             posted_after[t] = posted
             last_mm = result.maintenance
-            breach_since_check = False
 
     record = _record(market, book, start_bar, hedge_after, trade_units, trade_cost, funding_rate, im, mm, posted_after)
     record["forced_liquidation"] = liquidated[start_bar:]

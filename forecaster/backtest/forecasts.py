@@ -28,6 +28,7 @@ from forecaster.errors import UsageError
 from forecaster.progress import progress
 
 LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
+NEED_LEVELS = (0.5, 0.75, 0.9, 0.95, 0.975, 0.99)  # the margin need: a collateral buffer reads its upper tail
 QCOLS = ("q05", "q25", "q50", "q75", "q95")
 
 
@@ -42,6 +43,7 @@ def forecast_views(
     drift: DriftConfig,
     margin_config: Any = None,
     margin_bars: Iterable[int] = (),
+    margin_hedge_units: Mapping[int, float] | None = None,
     n_scenarios: int = 512,
     show_progress: bool = False,
 ) -> dict[int, ForecastView]:
@@ -49,7 +51,9 @@ def forecast_views(
 
     ``forecasts``: one row per origin, indexed by the bar-end timestamp, columns ``var`` and optionally
     ``q05 .. q95`` and ``p_stressed`` (rv over ``horizon`` bars, decimal²); ``margin_bars``: the bars where the
-    margin at t + h is also forecast (it is dearer: a margin scenario grid per drift scenario).
+    margin at t + h is also forecast (it is dearer: a margin scenario grid per drift scenario), with the
+    account's margin need (maintenance at t + h minus the horizon's P&L); ``margin_hedge_units``: {bar: units} of
+    the hedge the account holds at those bars (e.g. minus the book's delta: delta-hedged), else none.
     """
     missing = [c for c in ("var",) if c not in forecasts.columns]
     if missing:
@@ -79,7 +83,8 @@ def forecast_views(
             spot_vol_corr=drift.spot_vol_corr,
             rv_log_stdev=drift.rv_log_stdev,
         )
-        book = _margin_book(legs, market, t, 0.0)
+        hedge = float(margin_hedge_units.get(t, 0.0)) if margin_hedge_units and t in margin_set else 0.0
+        book = _margin_book(legs, market, t, hedge)
         views[t] = _view(
             book,
             forecast,
@@ -130,13 +135,19 @@ def _view(
         "source": source,
     }
     if margin_config is not None and "margin_initial" in sc:
-        out["margin_quantiles"] = _quantiles(sc["margin_initial"].to_numpy())
+        from forecaster.margin import portfolio_margin
+
+        initial = sc["margin_initial"].to_numpy()
+        out["margin_quantiles"] = _quantiles(initial)
+        today = portfolio_margin(book, margin_config)
+        ratio = today.maintenance / today.initial if today.initial > 0 else 1.0  # maintenance per unit of initial
+        out["margin_need_quantiles"] = _quantiles(ratio * initial - pnl, NEED_LEVELS)
     return ForecastView(**out)
 
 
-def _quantiles(values: np.ndarray) -> dict[float, float]:
-    q = np.quantile(values, LEVELS)
-    return {lv: float(v) for lv, v in zip(LEVELS, q, strict=True)}
+def _quantiles(values: np.ndarray, levels: tuple[float, ...] = LEVELS) -> dict[float, float]:
+    q = np.quantile(values, levels)
+    return {lv: float(v) for lv, v in zip(levels, q, strict=True)}
 
 
 def views_provider(views: Mapping[int, ForecastView]):

@@ -10,8 +10,11 @@ cost of a buffer.
 - :class:`ReactiveTopUp` (``reactive``): acts only after the fact: tops up to ``multiple`` × IM when the account
   breached since the last check (or is below IM now), and releases down to it only when equity exceeds
   ``release_multiple`` × IM.
-- :class:`PredictiveTopUp` (``predictive``): tops up ahead of the spike to a forecast quantile of the initial
-  margin at t + h (``ForecastView.margin_quantiles``) times ``cushion``, and releases the excess slowly
+- :class:`PredictiveTopUp` (``predictive``): tops up ahead of the spike, at each collateral move, to ``cushion``
+  times the larger of the initial margin now and the ``quantile`` of the forecast *margin need* at t + h (the next
+  move): the equity that keeps the account above maintenance then, maintenance margin at t + h minus the P&L over
+  the horizon (``ForecastView.margin_need_quantiles``, scenarios of the forecast; a view without it: the forecast
+  quantile of the initial margin at t + h, ``margin_quantiles``). It releases the excess slowly
   (``release_per_day``, a share of the excess per day: anti-procyclical), never holding more than ``cap`` × IM.
   Without a forecast it falls back to the static buffer (``fallback=True`` on the decision).
 """
@@ -90,7 +93,7 @@ class ReactiveTopUp:
 
 @dataclass
 class PredictiveTopUp:
-    quantile: float = 0.95
+    quantile: float = 0.99
     cushion: float = 1.1
     release_per_day: float = 0.2
     cap: float = 3.0
@@ -117,7 +120,9 @@ class PredictiveTopUp:
     def decide(self, state: MarginState) -> MarginDecision:
         im = state.initial_margin
         forecast = state.forecast
-        levels = {} if forecast is None else forecast.margin_quantiles
+        need = forecast is not None and bool(forecast.margin_need_quantiles)
+        levels = {} if forecast is None else (forecast.margin_need_quantiles or forecast.margin_quantiles)
+        what = "margin need (maintenance - P&L)" if need else "IM"
         if not levels:
             target = self.fallback_multiple * im
             reason = f"fallback (no margin forecast): static buffer {self.fallback_multiple:g} x IM = {target:,.0f}"
@@ -132,8 +137,8 @@ class PredictiveTopUp:
         src = forecast.source or "forecast"
         if state.equity < target:
             reason = (
-                f"pre-emptive top-up: q{level:.0%} of IM at t+{forecast.horizon} bars ({src}) {forecast_im:,.0f} "
-                f"x {self.cushion:g} = {target:,.0f} > equity {state.equity:,.0f}"
+                f"pre-emptive top-up: q{level:.1%} of the {what} at t+{forecast.horizon} bars ({src}) "
+                f"{forecast_im:,.0f} x {self.cushion:g} = {target:,.0f} > equity {state.equity:,.0f}"
             )
             return MarginDecision(_equity_target_to_posted(state, target), reason)
         excess = state.equity - target

@@ -315,10 +315,11 @@ def policy_metrics(record: pd.DataFrame, *, notes: list[str] | None = None) -> d
         ``hedging_cost`` Σ hedge_cost; ``pnl_total`` Σ pnl; ``daily_pnl_mean``, ``daily_pnl_std`` (ddof=1) and
         ``daily_pnl_cvar95`` (:func:`expected_shortfall` at 0.95, a positive loss) of the daily P&L
         (:func:`daily_pnl`); ``max_abs_net_delta``; ``time_outside_limits``, the share of bars with
-        |net delta| > limit; ``margin_breaches``, breach events (a bar with equity < maintenance margin whose
-        previous bar was not in breach), and ``breach_bars``, the bars in breach; ``forced_liquidations``, the
-        count of True; ``mean_idle_collateral``, the mean over bars of max(equity − initial margin, 0) (collateral
-        above the requirement: the cost of a buffer); ``days``, the number of UTC days with bars.
+        |net delta| > limit; ``margin_breaches``, breach events (a bar with equity < maintenance margin, or a
+        forced liquidation, whose previous bar was not in breach), and ``breach_bars``, the bars in breach;
+        ``forced_liquidations``, the count of True; ``mean_idle_collateral``, the mean over bars of
+        max(equity − initial margin, 0) (collateral above the requirement: the cost of a buffer); ``days``, the number
+        of UTC days with bars.
         Every value is a float (counts too, so the dict can go to MLflow as it is); ``daily_pnl_std`` is None (with
         a note) when the record spans a single day.
     """
@@ -348,7 +349,7 @@ def policy_metrics(record: pd.DataFrame, *, notes: list[str] | None = None) -> d
         std = float(daily.std(ddof=1))
     else:
         _note(notes, "daily_pnl_std is None: the record spans one UTC day; a standard deviation needs two days")
-    in_breach = equity < mm  # (n,)
+    in_breach = (equity < mm) | np.asarray(liquidated, dtype=bool)  # (n,): a liquidation follows a breach
     return {
         "hedging_cost": float(cost.sum()),
         "pnl_total": float(pnl.sum()),

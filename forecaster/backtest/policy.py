@@ -39,7 +39,10 @@ class ForecastView:
     for the book's gamma (units per unit of spot) and vega (per vol point); ``target_net_delta_units``: the net
     delta that minimizes the variance of the book's P&L over the horizon under the forecast's scenarios (NaN when
     not computed; it differs from 0 when the book's vega moves with the spot, or its gamma P&L is skewed);
-    ``source``: where it came from (e.g. ``"model:lgbm"``, ``"oracle"``, ``"naive"``) for the decision's reason.
+    ``margin_need_quantiles``: quantiles of the equity the account needs now to stay above maintenance at t + h,
+    maintenance margin at t + h minus the P&L over the horizon of the book delta-hedged at t (a margin view, levels
+    up to 0.99; empty when not computed); ``source``: where it came from (e.g. ``"model:lgbm"``, ``"oracle"``,
+    ``"naive"``) for the decision's reason.
     """
 
     horizon: int
@@ -50,6 +53,7 @@ class ForecastView:
     gamma_drift_quantiles: dict[float, float] = field(default_factory=dict)
     vega_drift_quantiles: dict[float, float] = field(default_factory=dict)
     margin_quantiles: dict[float, float] = field(default_factory=dict)
+    margin_need_quantiles: dict[float, float] = field(default_factory=dict)
     target_net_delta_units: float = float("nan")
     source: str = ""
 

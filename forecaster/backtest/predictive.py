@@ -17,7 +17,10 @@ the net delta now:
   to stressed stretches at the same total cost.
 - **pre-emptive trigger**: trade when |N| > B_t (the band), or *ahead* of the drift: when the forecast net delta at
   t + h leaves ``preempt · B_t`` in the median or the tail sense, |N + d50| > preempt · B_t or
-  N + d95 > preempt · B_t or N + d05 < −preempt · B_t (quantiles d05, d50, d95 of D).
+  N + d95 > preempt · B_t or N + d05 < −preempt · B_t (quantiles d05, d50, d95 of D). ``preempt=None``: off.
+  ``lookahead_bars`` L < h scales the drift to the next L bars (the time to the next decision): the median by
+  L/h, the spread around it by sqrt(L/h) (a diffusion's), so the policy trades now when the book could leave the
+  band before it looks again.
 - **target** (the band's centre): the net delta that minimizes the variance of the book's P&L over the horizon
   under the forecast's scenarios (``ForecastView.target_net_delta_units``, ``min_variance=True``): not 0 when the
   book's vega moves with the spot (the leverage effect: IV rises as the spot falls) or its gamma P&L is skewed;
@@ -49,12 +52,14 @@ class PredictiveHedge:
     risk_aversion: float | None = None
     vol_power: float = 1.0
     stress_tighten: float = 0.5
-    preempt: float = 1.5
+    preempt: float | None = 1.5
     min_band_units: float = 0.01
     gamma_limit_units: float = math.inf
     vega_limit: float = math.inf
     min_variance: bool = True
     max_center: float = 2.0
+    lookahead_bars: int | None = None
+    to: str = "center"
     min_trade_units: float = 1e-9
     name: str = "predictive"
     needs_forecast: bool = field(default=True, init=False)
@@ -64,12 +69,21 @@ class PredictiveHedge:
             ("band_units", 0.0, math.inf),
             ("vol_power", 0.0, 3.0),
             ("stress_tighten", 0.0, 0.95),
-            ("preempt", 1.0, math.inf),
+            *((("preempt", 1.0, math.inf),) if self.preempt is not None else ()),
             ("min_band_units", 0.0, math.inf),
         ):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int | float) or not (low <= value <= high):
                 raise UsageError(f"predictive policy: {key} must be a number in [{low:g}, {high:g}]; got {value!r}")
+        if self.lookahead_bars is not None and not (
+            isinstance(self.lookahead_bars, int)
+            and not isinstance(self.lookahead_bars, bool)
+            and self.lookahead_bars >= 1
+        ):
+            raise UsageError(f"predictive policy: lookahead_bars must be a whole number >= 1 or None; got "
+                             f"{self.lookahead_bars!r}")  # fmt: skip
+        if self.to not in ("center", "edge"):
+            raise UsageError(f"predictive policy: to must be 'center' or 'edge'; got {self.to!r}")
         if self.band_units <= 0:
             raise UsageError(f"predictive policy: band_units must be > 0; got {self.band_units!r}")
         if self.risk_aversion is not None and not (
@@ -123,29 +137,40 @@ class PredictiveHedge:
         dev = state.net_delta_units - center  # deviation from the target net delta
         drift = f.delta_drift_quantiles if f is not None else {}
         d05, d50, d95 = (_q(drift, q) for q in (0.05, 0.5, 0.95)) if drift else (0.0, 0.0, 0.0)
-        edge = self.preempt * band
+        ahead = f.horizon if f is not None else 0
+        if drift and self.lookahead_bars is not None and self.lookahead_bars < f.horizon:
+            ahead, share = self.lookahead_bars, self.lookahead_bars / f.horizon
+            mid = d50 * share
+            d05, d95 = mid + (d05 - d50) * math.sqrt(share), mid + (d95 - d50) * math.sqrt(share)
+            d50 = mid
+        edge = self.preempt * band if self.preempt is not None else math.inf
         suggestions = self._suggestions(state)
         why = None
         if abs(dev) > band:
             why = f"|net delta - target| {abs(dev):.3f} > band {band:.3f}"
         elif abs(dev + d50) > edge:
-            why = f"forecast deviation at t+{f.horizon} (median drift {d50:+.3f}) {dev + d50:+.3f} beyond {edge:.3f}"
+            why = f"forecast deviation at t+{ahead} (median drift {d50:+.3f}) {dev + d50:+.3f} beyond {edge:.3f}"
         elif dev + d95 > edge or dev + d05 < -edge:
             why = (
-                f"forecast deviation at t+{f.horizon} could reach [{dev + d05:+.3f}, {dev + d95:+.3f}], "
+                f"forecast deviation at t+{ahead} could reach [{dev + d05:+.3f}, {dev + d95:+.3f}], "
                 f"beyond +/-{edge:.3f}"
             )
         src = f"{f.source}: " if f is not None and f.source else ""
         if why is None:
             return HedgeDecision(
                 None,
-                f"{src}inside: |net delta - target| {abs(dev):.3f} <= band {band:.3f}, drift within +/-{edge:.3f}",
+                f"{src}inside: |net delta - target| {abs(dev):.3f} <= band {band:.3f}"
+                + (f", drift within +/-{edge:.3f}" if self.preempt is not None else ""),
                 suggestions,
             )
-        target = center - state.book_delta_units
+        goal, label = center, f"{what} {center:+.3f}"
+        if self.to == "edge" and abs(dev) > band:  # a band exit: to the nearest edge (the pre-emptive ones: centre)
+            goal = center + math.copysign(band, dev)
+            label = f"the band's edge {goal:+.3f} (around {what} {center:+.3f})"
+        target = goal - state.book_delta_units
         if abs(target - state.hedge_units) < self.min_trade_units:
             return HedgeDecision(None, f"{src}{why}; trade below the minimum", suggestions)
-        return HedgeDecision(target, f"{src}{why}: hedge to {what} {center:+.3f}", suggestions)
+        return HedgeDecision(target, f"{src}{why}: hedge to {label}", suggestions)
 
     def _suggestions(self, state: HedgeState) -> tuple[str, ...]:
         f = state.forecast

@@ -20,7 +20,15 @@ import pandas as pd
 from forecaster.backtest.books import OptionLegs, make_book
 from forecaster.backtest.costs import CostModel
 from forecaster.backtest.drift_eval import realized_drift
-from forecaster.backtest.engine import BacktestConfig, BacktestMarket, BacktestResult, BookPath, book_path, run_backtest
+from forecaster.backtest.engine import (
+    BacktestConfig,
+    BacktestMarket,
+    BacktestResult,
+    BookPath,
+    book_path,
+    collateral_event_bars,
+    run_backtest,
+)
 from forecaster.backtest.forecasts import apply_view_calibration, fit_view_calibration, forecast_views, views_provider
 from forecaster.backtest.hedging import (
     HEDGE_POLICIES,
@@ -45,6 +53,8 @@ SECTION_KEYS = (
     "horizon",
     "decision_every",
     "margin_every",
+    "collateral_every",
+    "margin_horizon",
     "hedge_instrument",
     "funding_rate_annual",
     "vol_halflife_bars",
@@ -104,6 +114,11 @@ class BacktestSpec:
     margin_policy: str
     margin_policies: dict[str, dict[str, Any]]
     margin_sweeps: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    margin_horizon: int = 0  # bars the predictive margin policy looks ahead; 0: the collateral interval
+
+    @property
+    def margin_h(self) -> int:
+        return self.margin_horizon or self.engine.collateral_bars
 
 
 def backtest_spec(spec_values: Mapping[str, Any], *, where: str) -> BacktestSpec:
@@ -119,6 +134,7 @@ def backtest_spec(spec_values: Mapping[str, Any], *, where: str) -> BacktestSpec
         engine = BacktestConfig(
             decision_every=int(section.get("decision_every", 15)),
             margin_every=int(section.get("margin_every", 60)),
+            collateral_every=None if section.get("collateral_every") is None else int(section["collateral_every"]),
             hedge_instrument=str(section.get("hedge_instrument", "perp")),
             funding_rate_annual=float(section.get("funding_rate_annual", 0.0)),
             vol_halflife_bars=float(section.get("vol_halflife_bars", 240.0)),
@@ -149,6 +165,13 @@ def backtest_spec(spec_values: Mapping[str, Any], *, where: str) -> BacktestSpec
     horizon = int(section.get("horizon", 240))
     if horizon < 1:
         raise ConfigError(where, "backtest.horizon", f"must be a whole number of bars >= 1; got {horizon}")
+    margin_horizon = section.get("margin_horizon")
+    margin_horizon = int(margin_horizon) if margin_horizon is not None else 0
+    if margin_horizon < 0:
+        raise ConfigError(
+            where, "backtest.margin_horizon", f"must be a whole number of bars >= 1 (null: the collateral interval); "
+            f"got {margin_horizon}",
+        )  # fmt: skip
     return BacktestSpec(
         days=float(section.get("days", 30)),
         train_days=float(section.get("train_days", 75)),
@@ -166,6 +189,7 @@ def backtest_spec(spec_values: Mapping[str, Any], *, where: str) -> BacktestSpec
         margin_policy=margin_policy,
         margin_policies=margin_policies,
         margin_sweeps=margin_sweeps,
+        margin_horizon=margin_horizon,
     )
 
 
@@ -219,6 +243,7 @@ class Setup:
     )
     features: pd.DataFrame | None = None  # the feature table of the whole market
     raw_views: dict[str, dict[int, ForecastView]] = field(default_factory=dict)  # before the drift calibration
+    margin_views: dict[int, ForecastView] = field(default_factory=dict)  # the model's, at the collateral moves
     corrections: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)  # source -> target -> shifts
     notes: list[str] = field(default_factory=list)
 
@@ -281,15 +306,16 @@ def market_setup(
         legs.expiry[keep], tuple(np.asarray(legs.label, dtype=object)[keep]) if legs.label else (),
     )  # fmt: skip
     fspec = feature_spec_from_spec(values, where=spec.path)
-    data = model_data(market, fspec, [bt.horizon], truth=truth, show_progress=show_progress)
+    predictive_margin = bt.margin_policy == "predictive" or "predictive" in bt.margin_policies
+    horizons = sorted({bt.horizon} | ({bt.margin_h} if predictive_margin else set()))
+    data = model_data(market, fspec, horizons, truth=truth, show_progress=show_progress)
     decision_bars = np.arange(start, len(index), bt.engine.decision_every)
     margin_bars = np.arange(start, len(index), bt.engine.margin_every)
     drift = drift_config_from_spec(spec.values, where=spec.path)
     margin_config = margin_config_from_spec(spec)
-    views = {}
-    sources = {p.source for p in bt.policies.values() if p.source} | (
-        {"model"} if bt.margin_policy == "predictive" or "predictive" in bt.margin_policies else set()
-    )
+    path = book_path(legs, bt_market)
+    views, margin_views = {}, {}
+    sources = {p.source for p in bt.policies.values() if p.source} | ({"model"} if predictive_margin else set())
     if truth is None:
         sources.discard("oracle")
     raw_views, corrections = {}, {}
@@ -299,8 +325,15 @@ def market_setup(
     cal_origins = np.arange(cal_start, start - bt.horizon, bt.engine.margin_every)
     for source in sorted(sources):
         label = f"model:{bt.model}" if source == "model" else "oracle:truth"
-        model = fit_forecaster(spec, bt, data, cal_start if cal_origins.size else start, source)
+        model = fit_forecaster(spec, bt, data, cal_start if cal_origins.size else start, source, horizons)
         common = {"drift": drift, "margin_config": margin_config, "n_scenarios": bt.scenarios}
+        if source == "model" and predictive_margin:  # the margin policy's views: to the next collateral move
+            moves = collateral_event_bars(bt.engine, legs, start, len(index))
+            margin_views = forecast_views(
+                bt_market, legs, moves, _predict(model, data, moves, bt.margin_h), bt.margin_h,
+                source=f"{label} margin", margin_bars=moves, show_progress=show_progress,
+                margin_hedge_units={int(t): -float(path.delta_units[t]) for t in moves}, **common,
+            )  # fmt: skip
         raw_views[source] = forecast_views(
             bt_market, legs, decision_bars, _predict(model, data, decision_bars, bt.horizon), bt.horizon,
             source=label, margin_bars=margin_bars, show_progress=show_progress, **common,
@@ -320,8 +353,8 @@ def market_setup(
         f"({len(index) - start:,} bars, {len(legs)} option legs)"
     )
     return Setup(
-        bt_market, legs, book_path(legs, bt_market), start, views, description, truth, margin_config, drift, all_legs,
-        data.features, raw_views=raw_views, corrections=corrections,
+        bt_market, legs, path, start, views, description, truth, margin_config, drift, all_legs,
+        data.features, raw_views=raw_views, corrections=corrections, margin_views=margin_views,
     )  # fmt: skip
 
 
@@ -333,10 +366,12 @@ def _predict(model: Any, data: Any, bars: np.ndarray, horizon: int) -> pd.DataFr
     return frame[["var", "q05", "q25", "q50", "q75", "q95", "p_stressed"]]
 
 
-def fit_forecaster(spec, bt: BacktestSpec, data, start: int, source: str) -> Any:
+def fit_forecaster(spec, bt: BacktestSpec, data, start: int, source: str, horizons=None) -> Any:
     """The forecasting model of ``source`` (``model``: the spec's ``backtest.model``; ``oracle``) fitted on origins
     every ``decision_every`` bars before the backtest (purged: each target ends before ``start``), from the end of the
-    longest feature warm-up, or of its own inputs' when it reads fewer features (a HAR learns from earlier)."""
+    longest feature warm-up, or of its own inputs' when it reads fewer features (a HAR learns from earlier).
+    ``horizons``: the horizons it forecasts (default the policies' ``horizon``)."""
+    horizons = tuple(horizons or (bt.horizon,))
     from models.registry import make_model
 
     models = spec.section("models") or {}
@@ -348,10 +383,10 @@ def fit_forecaster(spec, bt: BacktestSpec, data, start: int, source: str) -> Any
                 spec.path, "backtest.model", f"{bt.model!r} is not in the spec's models ({', '.join(models)})"
             )
         model = make_model(bt.model, dict(models[bt.model]), where=spec.path)
-    model = model.set_params(horizons=(bt.horizon,))
+    model = model.set_params(horizons=horizons)
     warmup = data.info.get("warmup") or {}
     warm = int(max(warmup.values(), default=0))  # the walk-forward's rule: after the longest feature warm-up
-    last_train = start - bt.horizon  # every training target ends before the backtest starts
+    last_train = start - max(horizons)  # every training target ends before the backtest starts
     step = bt.engine.decision_every
     train = np.arange(warm, last_train, step)
     if train.size < 100:
@@ -360,7 +395,7 @@ def fit_forecaster(spec, bt: BacktestSpec, data, start: int, source: str) -> Any
             "backtest.train_days",
             f"{bt.train_days:g} days leave {train.size} training origins after the features' warm-up of {warm:,} bars "
             f"({max(warmup, key=warmup.get) if warmup else '?'}), every {step} bars and purged by the horizon; "
-            f"give the model at least {math.ceil((warm + bt.horizon + 100 * step) / 1440) + 1} days",
+            f"give the model at least {math.ceil((warm + max(horizons) + 100 * step) / 1440) + 1} days",
         )
     model.fit(data, train)
     # a model that reads only some features (a HAR) can learn from earlier origins: after its own inputs' warm-up
@@ -403,7 +438,7 @@ def margin_policy(bt: BacktestSpec, name: str | None = None, value: float | None
     if value is not None:
         params[MARGIN_SWEEP_PARAM[name]] = float(value)
     if name == "predictive":
-        params.setdefault("check_every_days", bt.engine.margin_every / 1440.0)
+        params.setdefault("check_every_days", bt.engine.collateral_bars / 1440.0)
     return make_margin_policy(name, **params)
 
 
@@ -418,11 +453,11 @@ def run_policy(
 ) -> BacktestResult:
     policy = hedge_policy(p, bt, value)
     mpolicy = margin_policy(bt, margin, margin_value)
-    source = p.source or ("model" if mpolicy.needs_forecast else None)
-    provider = views_provider(setup.views.get(source, {})) if source else None
+    provider = views_provider(setup.views.get(p.source, {})) if p.source else None
+    margin_provider = views_provider(setup.margin_views) if mpolicy.needs_forecast else None
     return run_backtest(
         setup.market, setup.legs, policy, mpolicy, bt.engine, margin_config=setup.margin_config,
-        forecasts=provider, path=setup.path, start_bar=setup.start_bar,
+        forecasts=provider, margin_forecasts=margin_provider, path=setup.path, start_bar=setup.start_bar,
     )  # fmt: skip
 
 

@@ -201,3 +201,32 @@ def test_books_are_reproducible_and_checked():
         BacktestMarket(
             market.index, market.close, np.where(np.arange(len(market.iv)) == 3, np.nan, market.iv), BAR_YEARS
         )
+
+
+def test_collateral_moves_at_its_cadence_and_with_every_trade():
+    market = make_market(jump_at=2500)
+    legs = short_straddle_book(market.index, market.close, size_units=5.0)
+    config = BacktestConfig(decision_every=15, margin_every=60, collateral_every=1440)
+    result = run_backtest(market, legs, DeltaBand(band_units=0.5), StaticBuffer(multiple=1.5), config)
+    margin, record = result.margin_decisions, result.record
+    moves = margin["collateral_move"].to_numpy()
+    opens = sorted(set(legs.start_bar.tolist()))  # a straddle sold at 08:00 every day
+    assert opens == [479, 1919, 3359]  # bar ends at 08:00 (the index starts at 00:01)
+    # the first bar, then at each sale (a day apart): once a day
+    assert margin.loc[moves, "bar"].tolist() == [0, *opens]
+    assert set(opens) <= set(margin["bar"])  # the venue checks the requirement at every new leg too
+    between = margin[~moves]
+    # between the desk's moves nothing is transferred except after a liquidation
+    assert (between.loc[~between["forced_liquidation"], "transfer"] == 0).all()
+    liquidated = margin["forced_liquidation"].to_numpy()
+    assert liquidated.any()  # the 25% crash between two moves
+    ok = moves & ~liquidated
+    np.testing.assert_allclose(margin.loc[ok, "equity_after"], 1.5 * margin.loc[ok, "initial_margin"], rtol=1e-9)
+    np.testing.assert_allclose(record["equity"], record["posted"] + record["pnl"].cumsum(), rtol=1e-12)
+    # a liquidation is a breach even when the requirement jumped at the check itself
+    assert result.metrics["margin_breaches"] >= result.metrics["forced_liquidations"] >= 1
+    # an hourly desk on the same market tops up at every check: it never breaches more
+    hourly = run_backtest(market, legs, DeltaBand(band_units=0.5), StaticBuffer(multiple=1.5), BacktestConfig())
+    assert hourly.metrics["breach_bars"] <= result.metrics["breach_bars"]
+    with pytest.raises(UsageError, match="collateral_every must be a whole multiple of margin_every"):
+        BacktestConfig(margin_every=60, collateral_every=90)

@@ -245,3 +245,79 @@ def test_view_calibration_widens_under_dispersed_drift_quantiles():
     assert np.mean((y >= raw[:, 0]) & (y <= raw[:, 1])) < 0.65
     assert abs(np.mean((y >= new[:, 0]) & (y <= new[:, 2])) - 0.9) < 0.02
     assert (new[:, 1] == 0.0).all()
+
+
+def test_margin_need_under_a_deterministic_forecast_is_maintenance_later_minus_the_theta_pnl():
+    """Zero variance, no IV change: every scenario is the book aged by h at the same spot, so each need quantile is
+    the maintenance margin of the book at t + h (the engine's own margin call there) minus its Black-76 P&L."""
+    from forecaster.backtest.engine import _margin_book
+    from forecaster.margin import margin_config_from_spec, portfolio_margin
+    from forecaster.pricing.black import black76_price
+
+    n = 3000
+    index = pd.date_range("2026-01-01 00:01", periods=n, freq="1min", tz="UTC")
+    market = BacktestMarket(index, np.full(n, 60_000.0), np.full(n, 0.6), BAR_YEARS)
+    expiry = index[0] + pd.Timedelta(days=2)
+    legs = OptionLegs(
+        np.array([61_000.0]), np.array([True]), np.array([-3.0]), np.array([0]),
+        np.array([int(index.searchsorted(expiry))]), pd.DatetimeIndex([expiry]),
+    )  # fmt: skip
+    h, t, hedge = 1440, 100, 1.2
+    config = margin_config_from_spec({})
+    forecasts = pd.DataFrame({"var": 1e-16}, index=index)
+    drift = DriftConfig(iv_change_stdev_daily=0.0, rv_log_stdev=0.0)
+    fv = forecast_views(
+        market, legs, [t], forecasts, h, source="det", drift=drift, n_scenarios=64, margin_config=config,
+        margin_bars=[t], margin_hedge_units={t: hedge},
+    )[t]  # fmt: skip
+    later = portfolio_margin(_margin_book(legs, market, t + h, hedge), config)
+    tau = (expiry - index[t]) / pd.Timedelta(days=365)
+    pnl = -3.0 * (black76_price(60_000.0, 61_000.0, tau - h * BAR_YEARS, 0.6, True) - black76_price(
+        60_000.0, 61_000.0, tau, 0.6, True))  # fmt: skip
+    assert pnl > 0  # a short call earns its theta
+    assert set(fv.margin_need_quantiles) == {0.5, 0.75, 0.9, 0.95, 0.975, 0.99}
+    for level, value in fv.margin_need_quantiles.items():
+        assert value == pytest.approx(later.maintenance - pnl, rel=1e-6), level
+    assert fv.margin_quantiles[0.95] == pytest.approx(later.initial, rel=1e-6)
+
+
+def test_predictive_margin_tops_up_to_the_need_quantile():
+    policy = PredictiveTopUp(quantile=0.99, cushion=1.05, release_per_day=1.0, check_every_days=1.0, cap=3.0)
+    fv = ForecastView(
+        horizon=1440, var=1e-4, margin_quantiles={0.95: 5000.0}, margin_need_quantiles={0.5: 700.0, 0.99: 1400.0}
+    )
+    up = policy.decide(margin_state(forecast=fv))  # need q99 1,400 > IM 1,000: equity to 1.05 x 1,400
+    assert up.target_posted == pytest.approx(1200 + (1470 - 1300)) and "margin need" in up.reason
+    calm = ForecastView(horizon=1440, var=1e-4, margin_need_quantiles={0.99: 600.0})
+    held = policy.decide(margin_state(equity=1050.0, forecast=calm))  # need below IM: 1.05 x IM = 1,050, hold
+    assert held.target_posted is None
+    released = policy.decide(margin_state(equity=1500.0, forecast=calm))  # a full day's release: down to 1,050
+    assert released.target_posted == pytest.approx(1200 - 450)
+
+
+def test_predictive_hedge_to_the_edge_and_without_preemption():
+    policy = PredictiveHedge(band_units=1.0, stress_tighten=0.0, to="edge", preempt=None)
+    fv = view(drift=(-3.0, 2.5, 4.0), target_net_delta_units=0.2)
+    # inside the band around the centre 0.2: no pre-emption even though the drift would leave it
+    assert policy.decide(hedge_state(book_delta_units=0.9, forecast=fv)).target_units is None
+    out = policy.decide(hedge_state(book_delta_units=1.7, forecast=fv))  # deviation +1.5 > 1: to the upper edge 1.2
+    assert out.target_units == pytest.approx(1.2 - 1.7) and "edge +1.200" in out.reason
+    down = policy.decide(hedge_state(book_delta_units=-2.0, forecast=fv))  # to the lower edge −0.8
+    assert down.target_units == pytest.approx(-0.8 + 2.0)
+    with pytest.raises(UsageError, match="to must be 'center' or 'edge'"):
+        PredictiveHedge(to="middle")
+
+
+def test_lookahead_scales_the_drift_to_the_next_decision():
+    """Over L of the view's h bars the median drift scales by L/h and the spread around it by sqrt(L/h)."""
+    fv = view(drift=(-1.5, 0.4, 2.3), horizon=240, target_net_delta_units=0.0)  # spread 1.9 about the median
+    full = PredictiveHedge(band_units=1.0, stress_tighten=0.0, preempt=1.0)
+    near = PredictiveHedge(band_units=1.0, stress_tighten=0.0, preempt=1.0, lookahead_bars=15)
+    state = hedge_state(book_delta_units=0.3, forecast=fv)
+    assert full.decide(state).trades  # 0.3 + 2.3 > 1 within 240 bars
+    # within 15 bars: 0.3 + 0.4/16 + 1.9/4 = 0.8 < 1: wait
+    assert not near.decide(state).trades
+    edge_case = near.decide(hedge_state(book_delta_units=0.55, forecast=fv))  # 0.55 + 0.025 + 0.475 = 1.05 > 1
+    assert edge_case.trades and "t+15 could reach" in edge_case.reason
+    with pytest.raises(UsageError, match="lookahead_bars must be a whole number"):
+        PredictiveHedge(lookahead_bars=0)

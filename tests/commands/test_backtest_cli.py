@@ -16,7 +16,7 @@ import yaml
 from forecaster import cli
 from forecaster.config import resolve_spec_path
 
-POLICIES = ["none", "fixed", "band", "threshold", "ww", "predictive", "oracle"]
+POLICIES = ["none", "fixed", "band", "band_edge", "threshold", "ww", "predictive", "oracle"]
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +27,7 @@ def small_spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
     values["features"].update({"windows": [15, 60, 240], "iv_percentile_days": 1, "chain_tenors_days": [7, 30]})
     values["backtest"]["hedge_policies"]["band"]["sweep"] = [0.4, 1.6]
     values["backtest"]["calibration_days"] = 1  # the last training day calibrates the drift forecasts
+    values["backtest"]["collateral_every"] = 240  # a day's margin horizon would leave too few training days
     path = tmp_path_factory.mktemp("backtest_cli") / "backtest_cli.yaml"
     path.write_text(yaml.safe_dump(values, sort_keys=False))
     return path
