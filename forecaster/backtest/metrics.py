@@ -56,6 +56,7 @@ POLICY_METRIC_KEYS = (
     "breach_bars",
     "forced_liquidations",
     "mean_idle_collateral",
+    "n_trades",
     "days",
 )
 GREEN_BELOW = 0.95  # Basel traffic light: P(X ≤ x) below this is green ...
@@ -319,7 +320,8 @@ def policy_metrics(record: pd.DataFrame, *, notes: list[str] | None = None) -> d
         forced liquidation, whose previous bar was not in breach), and ``breach_bars``, the bars in breach;
         ``forced_liquidations``, the count of True; ``mean_idle_collateral``, the mean over bars of
         max(equity − initial margin, 0) (collateral above the requirement: the cost of a buffer); ``days``, the number
-        of UTC days with bars.
+        of UTC days with bars; ``n_trades``, the bars with a hedge trade (None, with a note, without a
+        ``traded_units`` column).
         Every value is a float (counts too, so the dict can go to MLflow as it is); ``daily_pnl_std`` is None (with
         a note) when the record spans a single day.
     """
@@ -350,6 +352,11 @@ def policy_metrics(record: pd.DataFrame, *, notes: list[str] | None = None) -> d
     else:
         _note(notes, "daily_pnl_std is None: the record spans one UTC day; a standard deviation needs two days")
     in_breach = (equity < mm) | np.asarray(liquidated, dtype=bool)  # (n,): a liquidation follows a breach
+    n_trades: float | None = None
+    if "traded_units" in record.columns:
+        n_trades = float(np.count_nonzero(_record_column(record, "traded_units")))
+    else:
+        _note(notes, "n_trades is None: the record has no traded_units column")
     return {
         "hedging_cost": float(cost.sum()),
         "pnl_total": float(pnl.sum()),
@@ -362,6 +369,7 @@ def policy_metrics(record: pd.DataFrame, *, notes: list[str] | None = None) -> d
         "breach_bars": float(np.count_nonzero(in_breach)),
         "forced_liquidations": float(np.count_nonzero(np.asarray(liquidated, dtype=bool))),
         "mean_idle_collateral": float(np.maximum(equity - im, 0.0).mean()),
+        "n_trades": n_trades,
         "days": float(len(daily)),
     }
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecaster.backtest.books import OptionLegs, make_book
+from forecaster.backtest.books import OptionLegs, make_book, portfolio_book
 from forecaster.backtest.costs import CostModel
 from forecaster.backtest.drift_eval import realized_drift
 from forecaster.backtest.engine import (
@@ -244,6 +244,7 @@ class Setup:
     features: pd.DataFrame | None = None  # the feature table of the whole market
     raw_views: dict[str, dict[int, ForecastView]] = field(default_factory=dict)  # before the drift calibration
     margin_views: dict[int, ForecastView] = field(default_factory=dict)  # the model's, at the collateral moves
+    initial_hedge_units: float = 0.0  # a portfolio file's linear positions
     corrections: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)  # source -> target -> shifts
     notes: list[str] = field(default_factory=list)
 
@@ -254,6 +255,8 @@ def simulated_setup(spec: Any, bt: BacktestSpec, *, show_progress: bool = False)
     from training.data import simulated_market
 
     values = {**spec.values, "simulator": {**spec.values.get("simulator", {})}}
+    # the truth carries the oracle at every horizon the backtest forecasts
+    values["horizons"] = sorted({int(h) for h in spec.values.get("horizons") or []} | {bt.horizon, bt.margin_h})
     values["simulator"]["days"] = bt.train_days + bt.days
     values["simulator"]["seed"] = bt.seed
     config = sim_config_from_spec(values, where=spec.path)
@@ -264,9 +267,13 @@ def simulated_setup(spec: Any, bt: BacktestSpec, *, show_progress: bool = False)
     return market_setup(spec, bt, market, truth, start, what, show_progress=show_progress)
 
 
-def file_setup(spec: Any, bt: BacktestSpec, market: Any, source: str, *, show_progress: bool = False) -> Setup:
+def file_setup(
+    spec: Any, bt: BacktestSpec, market: Any, source: str, *, portfolio: Any = None, show_progress: bool = False
+) -> Setup:
     """A market read from files (:func:`features.market.market_data`): the policies run on its last ``days`` days,
-    the model learns on everything before them. There is no truth, so no oracle-fed policy."""
+    the model learns on everything before them. There is no truth, so no oracle-fed policy. ``portfolio`` (a loaded
+    portfolio file): the book instead of the spec's generator, its options traded at the first backtested bar and
+    its linear positions the hedge's starting position."""
     from forecaster.errors import UsageError
 
     index = market.bars.index
@@ -283,14 +290,31 @@ def file_setup(spec: Any, bt: BacktestSpec, market: Any, source: str, *, show_pr
         )
     train = (index[start] - index[0]) / pd.Timedelta(days=1)
     what = f"{source}: {train:.1f} days of training + the last {bt.days:g} days"
-    return market_setup(spec, bt, market, None, start, what, show_progress=show_progress)
+    book = None
+    if portfolio is not None:
+        legs, linear = portfolio_book(portfolio, index[start:])
+        legs = OptionLegs(
+            legs.strike, legs.is_call, legs.weight, legs.start_bar + start, legs.expiry_bar + start, legs.expiry,
+            legs.label,
+        )  # fmt: skip
+        book = (legs, linear)
+    return market_setup(spec, bt, market, None, start, what, book=book, show_progress=show_progress)
 
 
 def market_setup(
-    spec: Any, bt: BacktestSpec, market: Any, truth: pd.DataFrame | None, start: int, what: str, *, show_progress: bool
+    spec: Any,
+    bt: BacktestSpec,
+    market: Any,
+    truth: pd.DataFrame | None,
+    start: int,
+    what: str,
+    *,
+    book: tuple[OptionLegs, float] | None = None,
+    show_progress: bool,
 ) -> Setup:
-    """Fit the forecasting model (and, with a truth, the oracle) on the bars before ``start``, build the book, the
-    views and the shared path; the policies run from ``start`` on."""
+    """Fit the forecasting model (and, with a truth, the oracle) on the bars before ``start``, build the book (the
+    spec's generator, or ``book``: legs and the hedge's starting units), the views and the shared path; the
+    policies run from ``start`` on."""
     from features.pipeline import feature_spec_from_spec
     from forecaster.drift.config import drift_config_from_spec
     from forecaster.margin import margin_config_from_spec
@@ -299,7 +323,7 @@ def market_setup(
     values = spec.values
     index = market.bars.index
     bt_market = BacktestMarket(index, market.bars["close"].to_numpy(float), market_iv(market), market.bar_years)
-    all_legs = legs = make_book(bt.book, index, bt_market.close, seed=bt.seed)
+    all_legs = legs = make_book(bt.book, index, bt_market.close, seed=bt.seed) if book is None else book[0]
     keep = legs.start_bar >= start
     legs = OptionLegs(
         legs.strike[keep], legs.is_call[keep], legs.weight[keep], legs.start_bar[keep], legs.expiry_bar[keep],
@@ -355,6 +379,7 @@ def market_setup(
     return Setup(
         bt_market, legs, path, start, views, description, truth, margin_config, drift, all_legs,
         data.features, raw_views=raw_views, corrections=corrections, margin_views=margin_views,
+        initial_hedge_units=book[1] if book is not None else 0.0,
     )  # fmt: skip
 
 
@@ -458,6 +483,7 @@ def run_policy(
     return run_backtest(
         setup.market, setup.legs, policy, mpolicy, bt.engine, margin_config=setup.margin_config,
         forecasts=provider, margin_forecasts=margin_provider, path=setup.path, start_bar=setup.start_bar,
+        initial_hedge_units=setup.initial_hedge_units,
     )  # fmt: skip
 
 

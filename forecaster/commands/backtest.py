@@ -18,12 +18,32 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from forecaster.backtest.metrics import POLICY_METRIC_KEYS
 
 # the printed table: every policy metric but the totals a reader gets from the others
 TABLE_COLUMNS = tuple(k for k in POLICY_METRIC_KEYS if k not in ("pnl_total", "breach_bars", "days"))
+# DESIGN section 11: the --json keys of a policy (ours -> the metric) and of a frontier point
+JSON_POLICY_KEYS = {
+    "cost": "hedging_cost",
+    "pnl_total": "pnl_total",
+    "pnl_std_daily": "daily_pnl_std",
+    "cvar95_daily": "daily_pnl_cvar95",
+    "max_abs_delta": "max_abs_net_delta",
+    "margin_breaches": "margin_breaches",
+    "forced_liquidations": "forced_liquidations",
+    "mean_idle_collateral": "mean_idle_collateral",
+    "n_trades": "n_trades",
+    # beyond section 11
+    "pnl_mean_daily": "daily_pnl_mean",
+    "time_outside_limits": "time_outside_limits",
+    "breach_bars": "breach_bars",
+    "days": "days",
+}
+JSON_FRONTIER_KEYS = {"param": "param", "cost": "hedging_cost", "cvar95_daily": "daily_pnl_cvar95",
+                      "pnl_std_daily": "daily_pnl_std"}  # fmt: skip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "everything before"
     )
     add_market_file_arguments(data)
+    data.add_argument(
+        "--portfolio",
+        type=Path,
+        metavar="FILE",
+        help="the book (with --bars): a portfolio file's options, traded at the first backtested bar, its linear "
+        "positions the hedge's start, its collateral the first posted (default: the spec's generated book)",
+    )
     out = parser.add_argument_group("outputs")
     out.add_argument("--out", type=Path, default=Path("backtest_out"), help="folder for plots and tables")
     out.add_argument("--json", type=Path, metavar="PATH", help="metrics per policy (and frontiers) as JSON")
@@ -87,12 +114,22 @@ def run(args: argparse.Namespace) -> int:
     if not names:
         raise UsageError("no hedge policy left to run: pick some with --policy")
     bt = replace(bt, policies={n: bt.policies[n] for n in names})
+    if args.portfolio is not None and args.bars is None:
+        raise UsageError("--portfolio needs --bars: the simulated market backtests the spec's generated book")
     if args.bars is not None:
         from forecaster.backtest.run import file_setup
         from forecaster.commands.features import _market
 
         print(f"backtest: {args.bars} (the last {bt.days:g} days), model {bt.model!r}...")
-        setup = file_setup(spec, bt, _market(args, spec), str(args.bars), show_progress=True)
+        market = _within_iv(_market(args, spec), str(args.bars))
+        portfolio = None
+        if args.portfolio is not None:
+            from forecaster.market import load_portfolio
+
+            portfolio = load_portfolio(args.portfolio).data
+            if bt.engine.initial_collateral is None:  # the collateral the file says is posted
+                bt = replace(bt, engine=replace(bt.engine, initial_collateral=float(portfolio.collateral)))
+        setup = file_setup(spec, bt, market, str(args.bars), portfolio=portfolio, show_progress=True)
     else:
         print(f"backtest: simulating {bt.train_days:g} + {bt.days:g} days (seed {bt.seed}), model {bt.model!r}...")
         setup = simulated_setup(spec, bt, show_progress=True)
@@ -165,9 +202,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         payload = {
             "description": setup.description,
-            "policies": {n: r.metrics for n, r in results.items()},
-            "margin_policies": {n: r.metrics for n, r in margin_results.items()},
-            "frontiers": {n: f.to_dict(orient="records") for n, f in frontiers.items()},
+            "policies": {n: _json_metrics(r.metrics, fallback[n]) for n, r in results.items()},
+            "margin_policies": {n: _json_metrics(r.metrics) for n, r in margin_results.items()},
+            **({"frontier": {n: _json_frontier(f) for n, f in frontiers.items()}} if args.sweep else {}),
             "matched": None if matched is None else matched.to_dict(orient="records"),
             "drift_forecasts": drift_table.to_dict(orient="records"),
             "margin_frontier": margin_frontier.to_dict(orient="records"),
@@ -179,6 +216,39 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_track:
         _track(spec, bt, setup, results, frontiers, plots, drift_table)
     return 0
+
+
+def _within_iv(market: Any, source: str) -> Any:
+    """The market from its first bar with an implied vol (an IV index that starts after the bars), said so."""
+    from dataclasses import replace
+
+    from training.data import market_iv
+
+    iv = market_iv(market)
+    if iv is None or np.isfinite(iv[0]):
+        return market
+    finite = np.flatnonzero(np.isfinite(iv))
+    if finite.size == 0:
+        return market  # the setup says no IV covers the bars
+    first = int(finite[0])
+    index = market.bars.index
+    print(
+        f"note: {source}: the implied vol starts at {index[first]} ({first:,} earlier bars have none); the backtest "
+        f"uses the bars from there ({len(index) - first:,} of {len(index):,})"
+    )
+    return replace(market, bars=market.bars.iloc[first:])
+
+
+def _json_metrics(metrics: dict[str, Any], fallback_share: float | None = None) -> dict[str, Any]:
+    """A policy's metrics under the JSON keys of DESIGN section 11 (and a few more)."""
+    out = {key: metrics.get(name) for key, name in JSON_POLICY_KEYS.items()}
+    if fallback_share is not None:
+        out["fallback_share"] = fallback_share
+    return out
+
+
+def _json_frontier(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{key: row[name] for key, name in JSON_FRONTIER_KEYS.items()} for row in frame.to_dict(orient="records")]
 
 
 def _table(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:

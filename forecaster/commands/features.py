@@ -48,6 +48,9 @@ def add_market_file_arguments(data: argparse._ArgumentGroup) -> None:
     data.add_argument(
         "--bar-label", choices=("end", "open"), help="what bar timestamps mark (overrides data.bar_label)"
     )
+    data.add_argument(
+        "--repair", action="store_true", help="drop or sort rows of the files that break a rule (each change printed)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,10 +91,17 @@ def _market(args: argparse.Namespace, spec: Spec):
         if args.trades is not None or args.iv_index is not None or args.options is not None:
             raise UsageError("--trades, --iv-index and --options need --bars: the features are computed per bar")
         return _simulated(spec, days)
-    bars = md.load_bars(args.bars).data
-    trades = md.load_trades(args.trades).data if args.trades else None
-    iv = md.load_iv_index(args.iv_index, iv_units=iv_units).data if args.iv_index else None
-    chain = md.load_options_chain(args.options, iv_units=iv_units).data if args.options else None
+    repair = bool(getattr(args, "repair", False))
+
+    def loaded(result):
+        for change in result.repairs:
+            print(f"{result.path}: repaired: {change}")
+        return result.data
+
+    bars = loaded(md.load_bars(args.bars, repair=repair))
+    trades = loaded(md.load_trades(args.trades, repair=repair)) if args.trades else None
+    iv = loaded(md.load_iv_index(args.iv_index, iv_units=iv_units, repair=repair)) if args.iv_index else None
+    chain = loaded(md.load_options_chain(args.options, iv_units=iv_units, repair=repair)) if args.options else None
     return market_data(
         bars,
         freq=freq if args.freq else None,

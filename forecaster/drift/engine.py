@@ -109,7 +109,8 @@ def drift_distribution(
     vol_floor
         Lowest implied vol after the IV change (decimal).
     margin
-        When given, also the initial margin at t+h in every scenario (:mod:`forecaster.margin`).
+        When given, also the initial margin at t+h in every scenario (:mod:`forecaster.margin`), of the positions
+        still open then (an option expiring within the horizon has settled into cash).
     scenarios
         Use these instead of drawing (the tests' brute-force reference).
     """
@@ -127,7 +128,12 @@ def drift_distribution(
         from forecaster.margin import initial_margin_under_states
 
         now["margin_initial"] = float(initial_margin_under_states(book, np.zeros(1), np.zeros(1), book.tau, margin)[0])
-        at_h["margin_initial"] = initial_margin_under_states(later, scen.log_return, scen.iv_change, later.tau, margin)
+        held = later.select(~expiring)  # an option that expired within the horizon settled into cash: no margin
+        at_h["margin_initial"] = (
+            initial_margin_under_states(held, scen.log_return, scen.iv_change, held.tau, margin)
+            if len(held)
+            else np.zeros(scen.log_return.size)
+        )
     table = pd.DataFrame(
         {
             "rv": scen.rv,

@@ -212,6 +212,7 @@ def hand_record() -> pd.DataFrame:
             "initial_margin": [90.0] * 9,
             "maintenance_margin": [80.0] * 9,
             "forced_liquidation": [False] * 7 + [True, False],
+            "traded_units": [0.5, 0.0, 0.0, -1.0, 0.0, 0.2, 0.0, 0.0, 3.0],
             "spot": 1.0,  # extra columns are ignored
         }
     )
@@ -235,6 +236,7 @@ def test_policy_metrics_hand_computed() -> None:
         "breach_bars": 4.0,
         "forced_liquidations": 1.0,
         "mean_idle_collateral": (10.0 + 5.0 + 10.0) / 9,
+        "n_trades": 4.0,
         "days": 3.0,
     }
     for key, value in expected.items():
@@ -261,6 +263,8 @@ def test_policy_metrics_one_day_reports_std_as_none() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         policy_metrics(hand_record())  # two or more days: no note
+    without = policy_metrics(hand_record().drop(columns="traded_units"), notes=notes)
+    assert without["n_trades"] is None and "traded_units" in notes[-1]
 
 
 def test_policy_metrics_errors() -> None:

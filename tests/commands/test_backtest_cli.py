@@ -42,15 +42,20 @@ def test_backtest_runs_every_policy_sweeps_and_tracks(small_spec: Path, tmp_path
     assert "policies on the last 3 days (4,320 bars, 6 option legs)" in out
     report = json.loads((tmp_path / "bt.json").read_text())
     assert list(report["policies"]) == POLICIES
+    design = {"cost", "pnl_total", "pnl_std_daily", "cvar95_daily", "max_abs_delta", "margin_breaches",
+              "forced_liquidations", "mean_idle_collateral", "n_trades"}  # fmt: skip  # DESIGN section 11
     for metrics in report["policies"].values():
-        assert metrics["days"] == 3 and metrics["hedging_cost"] >= 0 and metrics["daily_pnl_cvar95"] is not None
-    assert report["policies"]["none"]["hedging_cost"] == 0.0
+        assert design <= set(metrics)
+        assert metrics["days"] == 3 and metrics["cost"] >= 0 and metrics["cvar95_daily"] is not None
+    assert report["policies"]["none"]["cost"] == 0.0 and report["policies"]["none"]["n_trades"] == 0
+    assert report["policies"]["band"]["n_trades"] > 0
     assert set(report["margin_policies"]) == {"static", "reactive", "predictive"}
     # the static buffer holds 1.5 x IM at every check: more idle collateral than the reactive top-up
     margin = report["margin_policies"]
     assert margin["static"]["mean_idle_collateral"] > margin["reactive"]["mean_idle_collateral"]
-    assert [row["param"] for row in report["frontiers"]["band"]] == [0.4, 1.6]
-    assert {row["policy"] for row in report["matched"]} == {p for p in POLICIES if p in report["frontiers"]} - {
+    assert [row["param"] for row in report["frontier"]["band"]] == [0.4, 1.6]
+    assert all(set(row) == {"param", "cost", "cvar95_daily", "pnl_std_daily"} for row in report["frontier"]["band"])
+    assert {row["policy"] for row in report["matched"]} == {p for p in POLICIES if p in report["frontier"]} - {
         "predictive"
     }
     swept = pd.DataFrame(report["margin_frontier"])
@@ -69,7 +74,7 @@ def test_backtest_runs_every_policy_sweeps_and_tracks(small_spec: Path, tmp_path
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert len(parents) == 1 and sorted(r.info.run_name for r in children) == sorted(POLICIES)
     band = next(r for r in children if r.info.run_name == "band")
-    assert band.data.metrics["daily_pnl_cvar95"] == pytest.approx(report["policies"]["band"]["daily_pnl_cvar95"])
+    assert band.data.metrics["daily_pnl_cvar95"] == pytest.approx(report["policies"]["band"]["cvar95_daily"])
 
 
 @pytest.mark.parametrize(
@@ -133,6 +138,26 @@ def test_backtest_on_market_files(small_spec: Path, tmp_path: Path, monkeypatch,
     report = json.loads((tmp_path / "bt.json").read_text())
     assert list(report["policies"]) == [p for p in POLICIES if p != "oracle"]
     assert all(m["days"] == 2 for m in report["policies"].values())
+    # a portfolio file as the book: its options traded at the first backtested bar, its perp the starting hedge
+    book = tmp_path / "book.yaml"
+    book.write_text(
+        "positions:\n"
+        "  - {id: c, instrument: option, underlying: BTC, option_type: call, strike: 50000,"
+        " expiry: '2026-01-07T08:00:00Z', quantity: -2}\n"
+        "  - {id: p, instrument: option, underlying: BTC, option_type: put, strike: 45000,"
+        " expiry: '2026-02-27T08:00:00Z', quantity: -3}\n"
+        "  - {id: h, instrument: perp, underlying: BTC, quantity: 1.5}\n"
+        "collateral: 250000\n"
+    )
+    args = ["backtest", "--config", str(small_spec), *files, "--portfolio", str(book), "--days", "2", "--no-track",
+            "--policy", "none,band", "--sweep", "--json", "book.json"]  # fmt: skip
+    assert cli.main(args) == 0
+    assert "(2,880 bars, 2 option legs)" in capsys.readouterr().out
+    held = json.loads((tmp_path / "book.json").read_text())
+    assert list(held["policies"]) == ["none", "band"] and held["policies"]["none"]["n_trades"] == 0
+    assert [row["param"] for row in held["frontier"]["band"]] == [0.4, 1.6]
+    assert cli.main(["backtest", "--config", str(small_spec), "--portfolio", str(book), "--no-track"]) == 2
+    assert "--portfolio needs --bars" in capsys.readouterr().err
     assert cli.main(["backtest", "--config", str(small_spec), "--bars", "sim/bars.parquet", "--no-track"]) == 2
     assert "give --iv-index or --options" in capsys.readouterr().err
     assert cli.main(["backtest", "--config", str(small_spec), *files, "--days", "6.5", "--no-track"]) == 2

@@ -230,3 +230,20 @@ def test_revalue_floor_without_shift_and_zero_shift() -> None:
         np.testing.assert_allclose(zero[name], plain[name], rtol=1e-13, atol=1e-13 * gross)
     with pytest.raises(ValueError, match=r"vol_shift must have shape \(700,\) like log_return; got \(699,\)"):
         revalue(*args, x["sigma"], *tail, vol_shift=np.zeros(699))
+
+
+def test_margin_at_the_horizon_leaves_out_the_options_that_settled(book: Book) -> None:
+    """No move, no IV change: the margin at t+h is today's margin model on the aged book of the positions still
+    open; the two options expiring inside the day have settled into cash and carry none."""
+    from forecaster.margin import MarginConfig, portfolio_margin
+
+    forecast = zero_forecast(rv_log_stdev=0.0)
+    config = MarginConfig()
+    result = drift_distribution(book, forecast, n_scenarios=16, seed=1, margin=config)
+    later = book.aged(forecast.years)
+    open_later = later.select(~(book.is_option & (later.tau <= 0)))
+    assert len(open_later) == len(book) - 2
+    expected = portfolio_margin(open_later, config).initial
+    np.testing.assert_allclose(result.scenarios["margin_initial"], expected, rtol=1e-9)
+    assert result.now["margin_initial"] == pytest.approx(portfolio_margin(book, config).initial, rel=1e-12)
+    assert portfolio_margin(later, config).initial != pytest.approx(expected, rel=1e-3)  # the settled ones mattered
