@@ -114,11 +114,13 @@ class BacktestSpec:
     margin_policy: str
     margin_policies: dict[str, dict[str, Any]]
     margin_sweeps: dict[str, tuple[float, ...]] = field(default_factory=dict)
-    margin_horizon: int = 0  # bars the predictive margin policy looks ahead; 0: the collateral interval
+    margin_horizon: int = 0  # bars the predictive margin policy looks ahead; 0: to just before the next move
 
     @property
     def margin_h(self) -> int:
-        return self.margin_horizon or self.engine.collateral_bars
+        """The predictive margin policy's horizon: ``margin_horizon``, else the last bar before the next collateral
+        move (the legs that expire at that move are still held then, and count in the requirement)."""
+        return self.margin_horizon or max(self.engine.collateral_bars - 1, 1)
 
 
 def backtest_spec(spec_values: Mapping[str, Any], *, where: str) -> BacktestSpec:

@@ -164,3 +164,30 @@ def test_backtest_on_market_files(small_spec: Path, tmp_path: Path, monkeypatch,
     assert "too short to backtest 6.5 days" in capsys.readouterr().err
     assert cli.main(["backtest", "--config", str(small_spec), *files, "--seed", "3", "--no-track"]) == 2
     assert "--train-days and --seed apply to the simulated market" in capsys.readouterr().err
+
+
+def test_the_predictive_margin_policy_reads_views_to_the_next_collateral_move(small_spec: Path) -> None:
+    """With collateral moved every 240 bars (and at each day's sale), the model forecasts 239 bars ahead (the bar
+    before the next move), one view per move; the predictive margin policy decides from the forecast margin need at
+    every move, without the fallback, and moves nothing between them."""
+    from dataclasses import replace
+
+    from forecaster.backtest.engine import collateral_event_bars
+    from forecaster.backtest.run import backtest_spec, run_policy, simulated_setup
+    from forecaster.config import load_spec
+
+    spec = load_spec(str(small_spec))
+    bt = backtest_spec(spec.values, where=spec.path)
+    bt = replace(bt, days=2, train_days=5, policies={"band": bt.policies["band"]}, calibration_days=0)
+    assert bt.margin_h == 239
+    setup = simulated_setup(spec, bt)
+    moves = collateral_event_bars(bt.engine, setup.legs, setup.start_bar, len(setup.market.index))
+    assert sorted(setup.margin_views) == moves.tolist()
+    assert all(v.horizon == 239 and set(v.margin_need_quantiles) >= {0.95, 0.99} for v in setup.margin_views.values())
+    result = run_policy(setup, bt, bt.policies["band"], margin="predictive")
+    decided = result.margin_decisions[result.margin_decisions["collateral_move"]]
+    assert decided["bar"].tolist() == moves.tolist()
+    assert not decided["fallback"].any()
+    assert decided["reason"].str.contains("margin need").any()
+    between = result.margin_decisions[~result.margin_decisions["collateral_move"]]
+    assert (between.loc[~between["forced_liquidation"], "transfer"] == 0).all()
