@@ -59,7 +59,7 @@ def test_backtest_runs_every_policy_sweeps_and_tracks(small_spec: Path, tmp_path
         "predictive"
     }
     swept = pd.DataFrame(report["margin_frontier"])
-    assert sorted(swept.groupby("policy").size().items()) == [("predictive", 4), ("reactive", 3), ("static", 5)]
+    assert sorted(swept.groupby("policy").size().items()) == [("predictive", 5), ("reactive", 3), ("static", 6)]
     static = swept[swept["policy"] == "static"].sort_values("param")
     assert static["mean_idle_collateral"].is_monotonic_increasing  # a bigger buffer holds more idle collateral
     drift = {(row["source"], row["target"]) for row in report["drift_forecasts"]}
