@@ -401,6 +401,7 @@ def run_backtest(
             if new_posted + pnl_now < result.maintenance:  # still short after the desk: the venue liquidates
                 forced = True
                 new_posted = result.initial - pnl_now
+                breach_since_check = True  # the next collateral move is told
             liquidated[t] = forced
             margin_rows.append(
                 {
