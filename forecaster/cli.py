@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tune": ("tune", "tune a model's hyper-parameters with Optuna (TPE, pruning), each trial a nested MLflow run"),
     "compare": ("compare", "the models of a tracked run side by side (MLflow), and a report with their plots"),
     "backtest": ("backtest", "hedge and margin policies stepped through a simulated market; cost-risk frontiers"),
+    "serve": ("serve", "the HTTP service: forecasts and a book's drift from the registered champion model"),
 }
 
 

@@ -121,7 +121,37 @@ def load_portfolio(
         ``as_of`` without a time zone.
     """
     source = existing_file(path, "json" if Path(path).suffix.lower() == ".json" else "yaml")
-    document = _parse(source)
+    return _portfolio(_parse(source), source, as_of, repair)
+
+
+def portfolio_from_mapping(
+    document: Any,
+    *,
+    name: str = "<request body>",
+    as_of: pd.Timestamp | dt.datetime | None = None,
+    repair: bool = False,
+) -> LoadResult[Portfolio]:
+    """Check an already parsed portfolio (a JSON body, a mapping built in code) by the rules of
+    :func:`load_portfolio`; errors name ``name`` where a file's would name the file.
+
+    Raises
+    ------
+    DataValidationError
+        As :func:`load_portfolio`, and when ``document`` is not a mapping.
+    ValueError
+        ``as_of`` without a time zone.
+    """
+    source = Source(Path(name), "json")
+    if not isinstance(document, Mapping):
+        raise source.error(
+            f"the top level must be a mapping with keys {', '.join(TOP_KEYS)}; got {type(document).__name__}"
+        )
+    return _portfolio(document, source, as_of, repair)
+
+
+def _portfolio(
+    document: Mapping[str, Any], source: Source, as_of: pd.Timestamp | dt.datetime | None, repair: bool
+) -> LoadResult[Portfolio]:
     _check_keys(document, TOP_KEYS, source, where="the top level")
     notes: list[str] = []
     entries = _field(document, "positions", source, _as_list, "'positions' must be a list of positions")

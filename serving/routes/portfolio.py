@@ -1,0 +1,81 @@
+"""``POST /v1/portfolio/drift``: recent bars and a portfolio in, the drift distribution of its Greeks, P&L and
+margin over a horizon out (DESIGN section 11's ``drift`` JSON, with the model's forecast as the source).
+
+The book is valued at the last bar (the forecast origin): spot = the last close unless ``spot`` is sent, options
+on a flat surface at ``atm_iv`` (default the bars' last ``iv``). Scenarios come from the forecast of ``horizon``
+(default the model's first) with the spec's ``drift`` settings; the margin model is the spec's ``margin`` one.
+Quantiles are always the five of DESIGN section 5 (0.05 ... 0.95), whatever the spec reports elsewhere.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from forecaster.drift import DriftResult, drift_distribution
+from models.base import QUANTILES
+from serving.auth import require_client
+from serving.deps import ModelDep, RequestIdDep, ServiceDep, check_limit
+from serving.errors import ErrorCode
+from serving.inference import book_for, finite_or_none, forecast_for, horizon_forecast, last_iv, pick_horizon
+from serving.routes import errors_doc
+from serving.routes.forecast import model_ref
+from serving.schemas import Change, DriftRequest, DriftResponse, MetricDrift
+
+router = APIRouter(prefix="/v1/portfolio", tags=["portfolio"], dependencies=[Depends(require_client)])
+
+
+@router.post(
+    "/drift",
+    summary="the distribution of the book's delta, gamma, vega, P&L and initial margin at t+h, and their drift",
+    responses=errors_doc(400, 401, 413, 422, 503),
+)
+def portfolio_drift(
+    body: DriftRequest, model: ModelDep, service: ServiceDep, request_id: RequestIdDep
+) -> DriftResponse:
+    settings = service.settings
+    check_limit(len(body.bars), settings.max_rows, ErrorCode.TOO_MANY_ROWS, "bars", "--max-rows")
+    positions = len(body.portfolio.positions)
+    check_limit(positions, settings.max_positions, ErrorCode.TOO_MANY_POSITIONS, "positions", "--max-positions")
+    horizon = pick_horizon(body.horizon, model)
+    forecast = forecast_for(model, body.bars, service.metrics)
+    outlook = horizon_forecast(forecast, horizon, model, settings.drift)
+    spot = body.spot if body.spot is not None else float(body.bars[-1].close)
+    atm_iv = body.atm_iv if body.atm_iv is not None else last_iv(body.bars, model)
+    book = book_for(body.portfolio, as_of=forecast.as_of, spot=spot, atm_iv=atm_iv)
+    config = settings.drift
+    with service.metrics.timed("drift"):
+        result = drift_distribution(
+            book,
+            outlook,
+            n_scenarios=body.n_scenarios or config.n_scenarios,
+            seed=config.seed if body.seed is None else body.seed,
+            method=config.sampling,
+            quantiles=QUANTILES,
+            vol_floor=config.vol_floor,
+            margin=settings.margin,
+        )
+    warnings = list(forecast.warnings)
+    metrics = {name: metric_drift(result, name, warnings) for name in result.metrics}
+    return DriftResponse(
+        request_id=request_id,
+        model=model_ref(model),
+        as_of=forecast.as_of,
+        spot=spot,
+        atm_iv=atm_iv,
+        horizon=horizon,
+        years=result.years,
+        quantiles=list(result.quantiles),
+        forecast=forecast.row(horizon),
+        margin_model=settings.margin.model,
+        n_scenarios=len(result.scenarios),
+        notes=list(result.notes),
+        warnings=warnings,
+        **metrics,
+    )
+
+
+def metric_drift(result: DriftResult, metric: str, warnings: list[str]) -> MetricDrift:
+    """One metric of the result: now, its distribution at t+h and its change (non-finite values as null)."""
+    summary = {k: finite_or_none(v, f"{metric}.{k}", warnings) for k, v in result.summary(metric).items()}
+    change = {k: finite_or_none(v, f"{metric}.drift.{k}", warnings) for k, v in result.drift(metric).items()}
+    return MetricDrift(**summary, drift=Change(**change))

@@ -1,0 +1,250 @@
+"""Request and response schemas of the HTTP API (DESIGN section 9), separate for each direction.
+
+Fields declare what the schema can check (types, signs, finiteness); the rules that span fields or rows (high ≥
+low, sorted timestamps, an option needs a strike, expiries after the valuation time) are the data contracts'
+(DESIGN section 3), checked by the same code that checks files, and answered 422 ``invalid_input``.
+Numbers in responses are plain JSON numbers; a value that is not finite is null, with a ``warnings`` entry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from forecaster.market.portfolio_file import INSTRUMENTS, OPTION_TYPES
+from serving.errors import ErrorCode
+
+MAX_EPOCH = 2**63 - 1  # epoch timestamps are int64 (nanoseconds at most)
+MAX_SCENARIOS = 16_384
+MAX_IV = 5.0
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Stamp = Annotated[str, StringConstraints(min_length=1, max_length=64)] | Annotated[int, Field(ge=0, le=MAX_EPOCH)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------------------------------------------- requests
+
+
+class Bar(_Request):
+    """One bar (DESIGN section 3), oldest first; ``iv`` the IV index known at the bar (empty: carried forward)."""
+
+    timestamp: Stamp = Field(
+        description="UTC ISO 8601 (naive: read as UTC) or epoch seconds / ms / µs / ns; labelled as the model's "
+        "training bars (GET /v1/model: bar_label)"
+    )
+    open: Positive
+    high: Positive
+    low: Positive
+    close: Positive
+    volume: NonNegative
+    iv: Positive | None = Field(None, description="IV index in the model's iv_units (GET /v1/model): needs_iv")
+
+
+Bars = Annotated[
+    list[Bar],
+    Field(
+        min_length=1, description="the most recent bars, oldest first: at least the model's min_rows (GET /v1/model)"
+    ),
+]
+
+
+class ForecastRequest(_Request):
+    """The recent bars of one market; the forecast origin is the last bar."""
+
+    bars: Bars
+
+
+class PositionIn(_Request):
+    """A position, as in a portfolio file (DESIGN section 3)."""
+
+    id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    instrument: Literal[INSTRUMENTS]  # type: ignore[valid-type]
+    underlying: Name
+    option_type: Literal[OPTION_TYPES] | None = None  # type: ignore[valid-type]
+    strike: Positive | None = None
+    expiry: dt.datetime | None = Field(None, description="options and futures; ISO 8601, naive read as UTC")
+    quantity: Finite = Field(description="signed, in contracts; not 0")
+    multiplier: Positive | None = None
+
+
+class LimitsIn(_Request):
+    max_abs_delta: Positive | None = None
+    max_order_size: Positive | None = None
+
+
+class PortfolioIn(_Request):
+    """Positions on one underlying, collateral (quote currency) and optional limits: the portfolio file's fields."""
+
+    positions: Annotated[list[PositionIn], Field(min_length=1)]
+    collateral: NonNegative
+    limits: LimitsIn | None = None
+
+
+class DriftRequest(_Request):
+    """Recent bars and a portfolio: the book is valued at the last bar and its drift forecast over ``horizon``."""
+
+    bars: Bars
+    portfolio: PortfolioIn
+    horizon: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="bars ahead: one of the model's horizons; default its first (as `forecaster drift`)"
+    )
+    spot: Positive | None = Field(None, description="default the last bar's close")
+    atm_iv: Annotated[float, Field(gt=0, le=MAX_IV, allow_inf_nan=False)] | None = Field(
+        None, description="decimal 30-day ATM IV for the options' flat surface; default the last iv of the bars"
+    )
+    n_scenarios: Annotated[int, Field(ge=2, le=MAX_SCENARIOS)] | None = Field(None, description="default the spec's")
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = Field(None, description="default the spec's")
+
+
+# ---------------------------------------------------------------------------------------------------- responses
+
+
+class ModelRef(BaseModel):
+    """The model version that answered."""
+
+    name: str | None = Field(description="registered model name (null for a model loaded from a path or run)")
+    version: str | None
+    model_name: str = Field(description="the forecaster inside the bundle (the spec's model name)")
+
+
+class HorizonRow(BaseModel):
+    """The forecast of one horizon (DESIGN section 5); ``ann_vol`` = sqrt(var / horizon in years)."""
+
+    horizon: int
+    var: float | None
+    ann_vol: float | None
+    q05: float | None
+    q25: float | None
+    q50: float | None
+    q75: float | None
+    q95: float | None
+    p_calm: float | None
+    p_normal: float | None
+    p_stressed: float | None
+
+
+class ForecastResponse(BaseModel):
+    request_id: str
+    model: ModelRef
+    as_of: dt.datetime = Field(description="the forecast origin: the last bar (UTC)")
+    bar_length: str = Field(description="ISO 8601 duration of one bar")
+    forecasts: list[HorizonRow]
+    warnings: list[str]
+
+
+class Change(BaseModel):
+    """Mean and quantiles of the change from now to t+h."""
+
+    mean: float | None
+    q05: float | None
+    q25: float | None
+    q50: float | None
+    q75: float | None
+    q95: float | None
+
+
+class MetricDrift(BaseModel):
+    """A metric now, its distribution at t+h, and its drift (DESIGN section 11)."""
+
+    now: float | None
+    mean: float | None
+    q05: float | None
+    q25: float | None
+    q50: float | None
+    q75: float | None
+    q95: float | None
+    drift: Change
+
+
+class DriftResponse(BaseModel):
+    """The drift distribution at ``horizon`` (quote currency: delta per 100% move, gamma per 1%, vega per vol
+    point)."""
+
+    request_id: str
+    model: ModelRef
+    as_of: dt.datetime = Field(description="valuation time and forecast origin: the last bar (UTC)")
+    spot: float
+    atm_iv: float | None = Field(description="the flat surface's IV the options were valued with (null: none)")
+    horizon: int
+    years: float = Field(description="the horizon in years: options age by this much")
+    quantiles: list[float]
+    forecast: HorizonRow = Field(description="the model's forecast the scenarios were drawn from")
+    delta: MetricDrift
+    gamma: MetricDrift
+    vega: MetricDrift
+    pnl: MetricDrift
+    margin_initial: MetricDrift
+    margin_model: str
+    n_scenarios: int
+    notes: list[str]
+    warnings: list[str]
+
+
+class ModelInfo(BaseModel):
+    """The model being served."""
+
+    name: str | None
+    version: str | None
+    run_id: str | None
+    uri: str = Field(description="the URI this version was loaded from")
+    source_uri: str = Field(description="the configured URI (an alias is watched)")
+    model_name: str
+    family: str
+    horizons: list[int]
+    min_rows: int
+    needs_iv: bool
+    iv_units: str
+    bar_length: str
+    bar_label: str
+    loaded_at: dt.datetime
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """Ready when a model is loaded; ``last_reload_error`` says why the latest version is not the one serving."""
+
+    ready: bool
+    model_version: str | None
+    model_uri: str
+    watching: bool = Field(description="whether the alias is polled for new versions")
+    last_reload_error: str | None
+    last_reload_at: dt.datetime | None
+
+
+class ReloadReport(BaseModel):
+    """What a reload did: ``loaded`` (first model), ``swapped``, ``unchanged`` or ``failed`` (the previous version
+    keeps serving; ``error`` says why)."""
+
+    outcome: Literal["loaded", "swapped", "unchanged", "failed"]
+    previous_version: str | None
+    model_version: str | None = Field(description="the version serving after the reload")
+    target_version: str | None = Field(description="the version the URI pointed at")
+    error: str | None
+    seconds: float
+
+
+class ErrorDetail(BaseModel):
+    loc: list[str | int]
+    message: str
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    """Every error: a stable ``code``, a message naming the field and the fix, the request id to quote."""
+
+    code: ErrorCode
+    message: str
+    request_id: str | None
+    details: list[ErrorDetail] | None = None
