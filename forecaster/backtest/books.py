@@ -78,9 +78,11 @@ class OptionLegs:
 
 
 def empty_legs() -> OptionLegs:
+    """No options (a book of linear positions only); expiries are UTC like every other book's."""
     return OptionLegs(
-        np.zeros(0), np.zeros(0, bool), np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64), pd.DatetimeIndex([])
-    )
+        np.zeros(0), np.zeros(0, bool), np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64),
+        pd.DatetimeIndex([], tz="UTC"),
+    )  # fmt: skip
 
 
 def _expiry_bars(index: pd.DatetimeIndex, expiry: pd.DatetimeIndex) -> IntArray:

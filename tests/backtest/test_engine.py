@@ -230,3 +230,18 @@ def test_collateral_moves_at_its_cadence_and_with_every_trade():
     assert hourly.metrics["breach_bars"] <= result.metrics["breach_bars"]
     with pytest.raises(UsageError, match="collateral_every must be a whole multiple of margin_every"):
         BacktestConfig(margin_every=60, collateral_every=90)
+
+
+def test_a_book_without_options_is_margined_and_backtested():
+    """A portfolio of linear positions only (empty legs): the margin book holds just the hedge, the run completes."""
+    from forecaster.backtest.books import empty_legs
+    from forecaster.backtest.engine import _margin_book
+
+    market = make_market(n=600)
+    legs = empty_legs()
+    book = _margin_book(legs, market, 10, 2.5)
+    assert list(book.ids) == ["hedge"] and book.weight.tolist() == [2.5]
+    result = run_backtest(market, legs, DeltaBand(band_units=0.5), StaticBuffer(), BacktestConfig(),
+                          initial_hedge_units=2.5)  # fmt: skip
+    assert result.metrics["hedging_cost"] > 0  # the band hedges the lone perp position back to flat
+    np.testing.assert_allclose(result.record["net_delta_units"].iloc[-1], 0.0, atol=0.5)
