@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("compare", "the models of a tracked run side by side (MLflow), and a report with their plots"),
     "backtest": ("backtest", "hedge and margin policies stepped through a simulated market; cost-risk frontiers"),
     "serve": ("serve", "the HTTP service: forecasts and a book's drift from the registered champion model"),
+    "rebalance": ("rebalance", "the service's reference client: a desk trading a simulated market through its API"),
 }
 
 

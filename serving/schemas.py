@@ -105,6 +105,66 @@ class DriftRequest(_Request):
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = Field(None, description="default the spec's")
 
 
+class BookIn(PortfolioIn):
+    """The desk's book: its options, its hedge (the perp, spot and future positions: their summed ``quantity ·
+    multiplier`` is the hedge position, in units of the underlying), collateral and optional limits. Empty
+    ``positions``: a flat book."""
+
+    positions: Annotated[list[PositionIn], Field(min_length=0)] = Field(
+        default_factory=list, description="options and the hedge's linear positions, one underlying"
+    )
+
+
+class DeskIn(_Request):
+    """What the desk knows and a stateless server cannot: its clocks, its vol estimate, its account at the venue."""
+
+    bars_since_trade: Annotated[int, Field(ge=0, le=MAX_EPOCH)] = Field(
+        0, description="bars since the desk's last hedge trade (since it started when none): the fixed policy's clock"
+    )
+    first_decision: bool = Field(False, description="the desk's first decision with this policy (fixed: hedge now)")
+    bars_since_check: Annotated[int, Field(ge=0, le=MAX_EPOCH)] | None = Field(
+        None, description="the threshold policy: bars since its last check (null: it checks now)"
+    )
+    sigma_bar: NonNegative | None = Field(
+        None,
+        description="the desk's trailing per-bar vol: EWMA of squared log returns, half-life "
+        "backtest.vol_halflife_bars (the reactive policies' vol and the cost model's); null: that EWMA over the "
+        "request's bars, started at the first bar's implied variance",
+    )
+    posted: Finite | None = Field(
+        None, description="collateral posted at the venue (quote currency; < 0 after withdrawing P&L); default "
+        "portfolio.collateral"
+    )  # fmt: skip
+    equity: Finite | None = Field(
+        None, description="posted collateral plus the P&L since, before this decision's hedge trade; default posted"
+    )
+    breached_recently: bool = Field(
+        False, description="equity fell below the maintenance margin since the desk last moved collateral"
+    )
+
+
+class AdjustmentRequest(_Request):
+    """Recent bars, the desk's book and state: the hedge trade and the collateral move the spec's policies decide
+    at the last bar."""
+
+    bars: Bars
+    portfolio: BookIn
+    desk: DeskIn = Field(default_factory=DeskIn)
+    policy: Name | None = Field(
+        None, description="a name of the spec's backtest.hedge_policies; default its first predictive one"
+    )
+    margin_policy: Name | None = Field(
+        None, description="static, reactive or predictive (backtest.margin_policies); default backtest.margin_policy"
+    )
+    decide: Annotated[list[Literal["hedge", "margin"]], Field(min_length=1, max_length=2)] = Field(
+        default_factory=lambda: ["hedge", "margin"],
+        description="what to decide: the hedge trade, the collateral move, or both (the margin after the trade)",
+    )
+    n_scenarios: Annotated[int, Field(ge=2, le=MAX_SCENARIOS)] | None = Field(
+        None, description="drift scenarios of the forecast views; default backtest.scenarios (the backtest's)"
+    )
+
+
 # ---------------------------------------------------------------------------------------------------- responses
 
 
@@ -248,3 +308,137 @@ class ErrorResponse(BaseModel):
     message: str
     request_id: str | None
     details: list[ErrorDetail] | None = None
+
+
+class Quantiles(BaseModel):
+    q05: float | None
+    q25: float | None
+    q50: float | None
+    q75: float | None
+    q95: float | None
+
+
+class LevelValue(BaseModel):
+    level: float
+    value: float | None
+
+
+class ForecastViewOut(BaseModel):
+    """What a predictive policy read: the forecast over ``horizon`` mapped onto the book by the drift engine (book
+    held fixed; units of the underlying for delta and gamma, quote currency per vol point for vega)."""
+
+    horizon: int
+    source: str
+    var: float | None
+    p_stressed: float | None
+    target_net_delta_units: float | None = Field(description="the net delta of least P&L variance over the horizon")
+    delta_drift: Quantiles
+    gamma_drift: Quantiles
+    vega_drift: Quantiles
+    margin_need: list[LevelValue] = Field(
+        description="the margin view: quantiles of the equity needed now to stay above maintenance at t+h"
+    )
+
+
+class PolicyRef(BaseModel):
+    """A policy of the spec: its name there, its kind and its parameters as the spec gives them."""
+
+    name: str
+    kind: str
+    params: dict[str, float | int | str | bool | None]
+    source: str | None = Field(None, description="where a predictive policy's forecast comes from")
+
+
+class Caps(BaseModel):
+    """The safety caps in force: the spec's backtest.safety and the portfolio's limits, the tighter wins."""
+
+    max_order_units: float | None = Field(description="null: none")
+    max_notional_per_step: float | None = Field(description="null: none")
+    fallback_band_units: float | None = Field(description="the reactive band the safety fallback hedges with")
+    delta_limit_units: float | None = Field(description="the book's limit on |net delta|; null: none")
+
+
+class HedgeOrder(BaseModel):
+    """One order for the hedge instrument."""
+
+    instrument: str
+    underlying: str | None = Field(description="null: the book holds no position")
+    side: Literal["buy", "sell"]
+    units: float = Field(description="> 0, units of the underlying")
+    target_units: float = Field(description="the hedge position once filled")
+    estimated_cost: float | None = Field(description="fee plus impact by the spec's cost model (quote currency)")
+    reason: str
+
+
+class HedgeOut(BaseModel):
+    """The hedge decision, with the book it was made on (units of the underlying)."""
+
+    instrument: str
+    underlying: str | None = Field(description="null: the book holds no position")
+    trades: bool = Field(description="false: hold the position")
+    hedge_units: float | None = Field(description="the hedge position before")
+    target_units: float | None = Field(description="the hedge position to hold after (= hedge_units: no trade)")
+    trade_units: float | None = Field(description="signed: > 0 buy")
+    estimated_cost: float | None
+    book_delta_units: float | None
+    book_gamma_units: float | None
+    book_vega: float | None = Field(description="quote currency per vol point")
+    gamma_tau: float | None = Field(description="gamma-weighted years to expiry (null: no gamma)")
+    net_delta_before: float | None
+    net_delta_after: float | None
+    sigma_bar: float | None = Field(description="the per-bar vol the decision used")
+    cost_rate: float | None = Field(description="cost of one unit as a share of notional (fee + impact)")
+    caps: Caps
+    reason: str
+    fallback: bool = Field(description="the safety fallback decided (no, failed or out-of-distribution forecast)")
+    suggestions: list[str] = Field(description="advice, not orders: gamma or vega to reduce or roll")
+
+
+class MarginOut(BaseModel):
+    """The collateral decision (quote currency): post ``amount`` more (< 0: withdraw) to hold ``target_posted``."""
+
+    initial_margin: float | None = Field(description="the book's requirement after the hedge trade")
+    maintenance_margin: float | None
+    equity: float | None = Field(description="as the policy saw it: after the hedge trade's estimated cost")
+    posted: float | None
+    target_posted: float | None
+    amount: float | None
+    action: Literal["top_up", "release", "hold"]
+    below_maintenance_after: bool = Field(description="equity after the move is still below maintenance")
+    reason: str
+    fallback: bool
+
+
+class DeskOut(BaseModel):
+    """The desk's state after this decision: send it with the next request, the bars passed added to the clocks."""
+
+    bars_since_trade: int
+    first_decision: bool
+    bars_since_check: int | None
+    sigma_bar: float | None
+    hedge_units: float | None
+    posted: float | None
+
+
+class AdjustmentResponse(BaseModel):
+    """The decision at the last bar (DESIGN section 10): orders, a collateral move, and why. Every response is in
+    the audit log under its request id before it is returned."""
+
+    request_id: str
+    model: ModelRef
+    as_of: dt.datetime = Field(description="the decision time: the last bar (UTC)")
+    spot: float
+    atm_iv: float | None
+    policy: PolicyRef
+    margin_policy: PolicyRef
+    fallback: bool = Field(description="a safety fallback decided the hedge or the collateral")
+    orders: list[HedgeOrder]
+    hedge: HedgeOut | None = Field(description="null: not asked (decide)")
+    margin: MarginOut | None = Field(description="null: not asked (decide)")
+    suggestions: list[str]
+    view: ForecastViewOut | None = Field(description="the hedge policy's forecast view (predictive policies)")
+    margin_view: ForecastViewOut | None = Field(description="the predictive margin policy's view")
+    forecast: HorizonRow | None = Field(description="the model's forecast row the hedge view was drawn from")
+    desk: DeskOut
+    notes: list[str]
+    warnings: list[str]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from forecaster.errors import UsageError
 
 if TYPE_CHECKING:  # imported when needed: `forecaster serve --help` stays instant
+    from forecaster.backtest.run import BacktestSpec
     from forecaster.drift.config import DriftConfig
     from forecaster.margin import MarginConfig
 
@@ -70,6 +71,10 @@ class Settings:
         Limits of one request: its body, its bars, its portfolio's positions.
     drift, margin
         The drift engine's and the margin model's settings (the spec's ``drift`` and ``margin`` sections).
+    backtest
+        The policy layer's settings (the spec's ``backtest`` section: hedge and margin policies, safety caps,
+        costs, the predictive policy's horizon and scenarios) that ``/v1/portfolio/adjustments`` decides with;
+        default the ``sim_intraday`` spec's.
     audit_log
         The append-only decision log (JSON Lines), written by routes that return decisions.
     """
@@ -85,6 +90,7 @@ class Settings:
     drift: DriftConfig = field(default_factory=lambda: _defaults()[0])
     margin: MarginConfig = field(default_factory=lambda: _defaults()[1])
     audit_log: Path = DEFAULT_AUDIT_LOG
+    backtest: BacktestSpec = field(default_factory=lambda: _default_backtest())
 
     def __post_init__(self) -> None:
         for name, (allowed, ok) in _RULES.items():
@@ -115,6 +121,14 @@ def _defaults() -> tuple[DriftConfig, MarginConfig]:
     from forecaster.margin import MarginConfig
 
     return DriftConfig(), MarginConfig()
+
+
+def _default_backtest() -> BacktestSpec:
+    from forecaster.backtest.run import backtest_spec
+    from forecaster.config import load_spec
+
+    spec = load_spec("sim_intraday")
+    return backtest_spec(spec.values, where=spec.path)
 
 
 def _whole(low: int) -> Any:

@@ -63,26 +63,12 @@ def forecast_views(
     margin_set = set(int(b) for b in margin_bars)
     rows = forecasts.reindex(market.index)  # NaN where no forecast at that bar
     views: dict[int, ForecastView] = {}
-    years = horizon * market.bar_years
     bar_list = [int(b) for b in bars]
     for t in progress(bar_list, desc=f"drift views ({source})", unit="bar") if show_progress else bar_list:
-        row = rows.iloc[t]
-        var = float(row["var"])
-        if not np.isfinite(var):
+        made = horizon_forecast_of(rows.iloc[t], horizon, market.bar_years, drift)
+        if made is None:
             continue
-        rv_q = {
-            lv: float(row[c]) for lv, c in zip(LEVELS, QCOLS, strict=True) if c in row.index and np.isfinite(row[c])
-        }
-        p_stressed = float(row["p_stressed"]) if "p_stressed" in row.index else float("nan")
-        forecast = HorizonForecast(
-            horizon=horizon,
-            bar_years=market.bar_years,
-            var=max(var, 0.0),
-            rv_quantiles=rv_q if len(rv_q) >= 2 and all(v > 0 for v in rv_q.values()) else {},
-            div_stdev=drift.iv_change_stdev(years),
-            spot_vol_corr=drift.spot_vol_corr,
-            rv_log_stdev=drift.rv_log_stdev,
-        )
+        forecast, p_stressed = made
         hedge = float(margin_hedge_units.get(t, 0.0)) if margin_hedge_units and t in margin_set else 0.0
         book = _margin_book(legs, market, t, hedge)
         views[t] = _view(
@@ -97,6 +83,30 @@ def forecast_views(
             p_stressed,
         )
     return views
+
+
+def horizon_forecast_of(
+    row: pd.Series, horizon: int, bar_years: float, drift: DriftConfig
+) -> tuple[HorizonForecast, float] | None:
+    """The drift engine's input for one forecast row (``var``, optionally ``q05 .. q95`` and ``p_stressed``: rv over
+    ``horizon`` bars, decimal²) and the row's ``p_stressed`` (NaN when absent); None when ``var`` is not finite (no
+    view: a predictive policy falls back). The IV-change spread and the spot-vol correlation come from ``drift``.
+    The one place a forecast row becomes a :class:`HorizonForecast`, for the backtest and the service alike."""
+    var = float(row["var"])
+    if not np.isfinite(var):
+        return None
+    rv_q = {lv: float(row[c]) for lv, c in zip(LEVELS, QCOLS, strict=True) if c in row.index and np.isfinite(row[c])}
+    p_stressed = float(row["p_stressed"]) if "p_stressed" in row.index else float("nan")
+    forecast = HorizonForecast(
+        horizon=horizon,
+        bar_years=bar_years,
+        var=max(var, 0.0),
+        rv_quantiles=rv_q if len(rv_q) >= 2 and all(v > 0 for v in rv_q.values()) else {},
+        div_stdev=drift.iv_change_stdev(horizon * bar_years),
+        spot_vol_corr=drift.spot_vol_corr,
+        rv_log_stdev=drift.rv_log_stdev,
+    )
+    return forecast, p_stressed
 
 
 def _view(

@@ -52,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace):
     """The :class:`serving.settings.Settings` of the flags, the spec and the environment (keys)."""
+    from forecaster.backtest.run import backtest_spec
     from forecaster.config import load_spec
     from forecaster.drift.config import drift_config_from_spec
     from forecaster.errors import UsageError
@@ -73,6 +74,7 @@ def settings_from_args(args: argparse.Namespace):
         drift=drift_config_from_spec(spec.values, where=spec.path),
         margin=margin_config_from_spec(spec),
         audit_log=args.audit_log,
+        backtest=backtest_spec(spec.values, where=spec.path),
     )
 
 

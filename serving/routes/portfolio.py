@@ -1,5 +1,7 @@
 """``POST /v1/portfolio/drift``: recent bars and a portfolio in, the drift distribution of its Greeks, P&L and
 margin over a horizon out (DESIGN section 11's ``drift`` JSON, with the model's forecast as the source).
+``POST /v1/portfolio/adjustments``: recent bars, the desk's book and state in, the hedge orders and the collateral
+move of the spec's policies out (:mod:`serving.adjust`), each written to the audit log before it is returned.
 
 The book is valued at the last bar (the forecast origin): spot = the last close unless ``spot`` is sent, options
 on a flat surface at ``atm_iv`` (default the bars' last ``iv``). Scenarios come from the forecast of ``horizon``
@@ -9,17 +11,22 @@ Quantiles are always the five of DESIGN section 5 (0.05 ... 0.95), whatever the 
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Depends
 
 from forecaster.drift import DriftResult, drift_distribution
 from models.base import QUANTILES
+from serving.adjust import decide
 from serving.auth import require_client
 from serving.deps import ModelDep, RequestIdDep, ServiceDep, check_limit
-from serving.errors import ErrorCode
+from serving.errors import ApiError, ErrorCode
 from serving.inference import book_for, finite_or_none, forecast_for, horizon_forecast, last_iv, pick_horizon
 from serving.routes import errors_doc
 from serving.routes.forecast import model_ref
-from serving.schemas import Change, DriftRequest, DriftResponse, MetricDrift
+from serving.schemas import AdjustmentRequest, AdjustmentResponse, Change, DriftRequest, DriftResponse, MetricDrift
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/portfolio", tags=["portfolio"], dependencies=[Depends(require_client)])
 
@@ -79,3 +86,30 @@ def metric_drift(result: DriftResult, metric: str, warnings: list[str]) -> Metri
     summary = {k: finite_or_none(v, f"{metric}.{k}", warnings) for k, v in result.summary(metric).items()}
     change = {k: finite_or_none(v, f"{metric}.drift.{k}", warnings) for k, v in result.drift(metric).items()}
     return MetricDrift(**summary, drift=Change(**change))
+
+
+@router.post(
+    "/adjustments",
+    summary="the hedge orders and the collateral move the spec's policies decide at the last bar, and why",
+    responses=errors_doc(400, 401, 413, 422, 503),
+)
+def portfolio_adjustments(
+    body: AdjustmentRequest, model: ModelDep, service: ServiceDep, request_id: RequestIdDep
+) -> AdjustmentResponse:
+    settings = service.settings
+    check_limit(len(body.bars), settings.max_rows, ErrorCode.TOO_MANY_ROWS, "bars", "--max-rows")
+    positions = len(body.portfolio.positions)
+    check_limit(positions, settings.max_positions, ErrorCode.TOO_MANY_POSITIONS, "positions", "--max-positions")
+    response = decide(body, model, settings, service.metrics, request_id)
+    record = response.model_dump(mode="json")
+    try:  # no decision leaves without its audit line
+        service.audit.append(kind="adjustment", request_id=request_id, model_version=model.version, record=record)
+    except Exception as exc:
+        log.exception("request %s: the audit log %s refused the decision", request_id, service.audit.path)
+        raise ApiError(
+            500,
+            ErrorCode.INTERNAL_ERROR,
+            f"the decision could not be written to the audit log ({type(exc).__name__}), so it is not returned and "
+            f"nothing was decided: retry; quote request id {request_id} when you report it",
+        ) from exc
+    return response
