@@ -44,7 +44,7 @@ from forecaster.backtest.margin_policies import MARGIN_POLICIES
 from forecaster.backtest.policy import ForecastView, HedgeDecision, HedgeState, MarginDecision, MarginState
 from forecaster.backtest.run import BacktestSpec, PolicySpec, hedge_policy, margin_policy
 from forecaster.errors import UsageError
-from forecaster.market.portfolio_file import Limits, Portfolio
+from forecaster.market.portfolio_file import Limits, Portfolio, one_underlying
 from forecaster.pricing.black import black76_greeks
 from serving.inference import AUTO_PCT_ABOVE, Forecast, finite_or_none, forecast_for, last_iv
 from serving.metrics import Metrics
@@ -155,21 +155,18 @@ def desk_book(
     portfolio: Portfolio, *, as_of: pd.Timestamp, spot: float, atm_iv: float | None, bar: pd.Timedelta, years: float
 ) -> DeskBook:
     """Legs, hedge and Greeks of ``portfolio`` (checked at ``as_of``) priced at ``spot`` and ``atm_iv``."""
-    names = sorted({p.underlying for p in portfolio.positions})
-    if len(names) > 1:
-        raise UsageError(
-            f"the portfolio holds positions on {', '.join(names)}; a request decides for one underlying against its "
-            "bars: send one request per underlying"
-        )
-    has_options = any(p.instrument == "option" for p in portfolio.positions)
+    name, has_options = one_underlying(
+        portfolio, "the portfolio", "a request decides for one underlying against its bars: send one request per "
+        "underlying",
+    )  # fmt: skip
     if has_options and atm_iv is None:
         raise UsageError("the portfolio holds options: send bars with an iv column (the IV index) to price them")
     index = pd.DatetimeIndex([as_of - bar, as_of])
     iv = atm_iv if atm_iv is not None else 1.0  # no options: the IV prices nothing
-    market = BacktestMarket(index, np.full(2, spot), np.full(2, iv), years, names[0] if names else "")
+    market = BacktestMarket(index, np.full(2, spot), np.full(2, iv), years, name or "")
     legs, hedge = portfolio_book(portfolio, index)
     delta, gamma, vega, gamma_tau = open_leg_greeks(legs, as_of, spot, iv)
-    return DeskBook(market, legs, names[0] if names else None, hedge, delta, gamma, vega, gamma_tau)
+    return DeskBook(market, legs, name, hedge, delta, gamma, vega, gamma_tau)
 
 
 def open_leg_greeks(legs: OptionLegs, as_of: pd.Timestamp, spot: float, iv: float) -> tuple[float, float, float, float]:

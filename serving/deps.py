@@ -12,7 +12,7 @@ before anything else is looked at.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -65,3 +65,10 @@ def check_limit(count: int, limit: int, code: ErrorCode, what: str, flag: str) -
     """413 with ``code`` when ``count`` exceeds ``limit`` (rows, positions: limits of one request)."""
     if count > limit:
         raise ApiError(413, code, f"the request holds {count:,} {what}; this server takes at most {limit:,} ({flag})")
+
+
+def check_rows_and_positions(body: Any, settings: Any) -> None:
+    """The row and position limits of a request with ``bars`` and a ``portfolio``."""
+    check_limit(len(body.bars), settings.max_rows, ErrorCode.TOO_MANY_ROWS, "bars", "--max-rows")
+    positions = len(body.portfolio.positions)
+    check_limit(positions, settings.max_positions, ErrorCode.TOO_MANY_POSITIONS, "positions", "--max-positions")

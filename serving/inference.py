@@ -134,21 +134,16 @@ def last_iv(bars: Sequence[Bar], model: LoadedModel) -> float | None:
 def book_for(portfolio: PortfolioIn, *, as_of: pd.Timestamp, spot: float, atm_iv: float | None) -> Book:
     """The portfolio checked by the portfolio file's rules at ``as_of`` and priced: spot ``spot``, options on a
     flat surface at ``atm_iv`` (an IV index carries no skew). One underlying per request."""
-    from forecaster.market.portfolio_file import portfolio_from_mapping
+    from forecaster.market.portfolio_file import one_underlying, portfolio_from_mapping
     from forecaster.portfolio import book_from_portfolio
     from forecaster.pricing.surface import flat_surface
 
     document = portfolio.model_dump(mode="json", exclude_none=True)
     checked = portfolio_from_mapping(document, name="portfolio", as_of=as_of).data
-    underlyings = sorted({p.underlying for p in checked.positions})
-    if len(underlyings) > 1:
-        raise UsageError(
-            f"the portfolio holds positions on {', '.join(underlyings)}; a request values one underlying against "
-            "its bars: send one request per underlying"
-        )
-    has_options = any(p.instrument == "option" for p in checked.positions)
+    name, has_options = one_underlying(
+        checked, "the portfolio", "a request values one underlying against its bars: send one request per underlying"
+    )
     if has_options and atm_iv is None:
         raise UsageError("the portfolio holds options: send atm_iv (decimal) or bars with an iv column for their vols")
-    name = underlyings[0]
     vols = {name: flat_surface(atm_iv)} if has_options else None
     return book_from_portfolio(checked, as_of=as_of, spot={name: spot}, vols=vols)

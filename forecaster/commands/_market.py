@@ -160,19 +160,17 @@ def chain_spot(snapshot: pd.DataFrame) -> float:
 def load_book(args: argparse.Namespace, market: Market):
     """The portfolio file valued in ``market`` (one underlying per command run)."""
     from forecaster.market import load_portfolio
+    from forecaster.market.portfolio_file import one_underlying
     from forecaster.portfolio import book_from_portfolio
 
     portfolio = load_portfolio(args.portfolio, as_of=market.as_of).data
-    underlyings = sorted({p.underlying for p in portfolio.positions})
-    if len(underlyings) > 1:
-        raise UsageError(
-            f"{args.portfolio} holds positions on {', '.join(underlyings)}; the command values one underlying "
-            "against one market: split the portfolio per underlying and run it once for each"
-        )
-    has_options = any(p.instrument == "option" for p in portfolio.positions)
+    underlying, has_options = one_underlying(
+        portfolio, str(args.portfolio), "the command values one underlying against one market: split the portfolio "
+        "per underlying and run it once for each",
+    )  # fmt: skip
     if has_options and market.vols is None:
         raise UsageError(f"{args.portfolio} holds options: pass --options (a chain) or --iv-index for their vols")
-    name = underlyings[0] if underlyings else "?"
+    name = underlying or "?"
     return book_from_portfolio(
         portfolio, as_of=market.as_of, spot={name: market.spot}, vols={name: market.vols} if has_options else None
     )

@@ -124,6 +124,17 @@ def load_portfolio(
     return _portfolio(_parse(source), source, as_of, repair)
 
 
+def one_underlying(portfolio: Portfolio, holder: str, fix: str) -> tuple[str | None, bool]:
+    """(the portfolio's one underlying, None when it holds nothing; whether it holds options). A portfolio on several
+    underlyings is a :class:`~forecaster.errors.UsageError` naming ``holder`` (the file or field) and ``fix``."""
+    from forecaster.errors import UsageError
+
+    names = sorted({p.underlying for p in portfolio.positions})
+    if len(names) > 1:
+        raise UsageError(f"{holder} holds positions on {', '.join(names)}; {fix}")
+    return (names[0] if names else None), any(p.instrument == "option" for p in portfolio.positions)
+
+
 def portfolio_from_mapping(
     document: Any,
     *,

@@ -19,7 +19,7 @@ from forecaster.drift import DriftResult, drift_distribution
 from models.base import QUANTILES
 from serving.adjust import decide
 from serving.auth import require_client
-from serving.deps import ModelDep, RequestIdDep, ServiceDep, check_limit
+from serving.deps import ModelDep, RequestIdDep, ServiceDep, check_rows_and_positions
 from serving.errors import ApiError, ErrorCode
 from serving.inference import book_for, finite_or_none, forecast_for, horizon_forecast, last_iv, pick_horizon
 from serving.routes import errors_doc
@@ -40,9 +40,7 @@ def portfolio_drift(
     body: DriftRequest, model: ModelDep, service: ServiceDep, request_id: RequestIdDep
 ) -> DriftResponse:
     settings = service.settings
-    check_limit(len(body.bars), settings.max_rows, ErrorCode.TOO_MANY_ROWS, "bars", "--max-rows")
-    positions = len(body.portfolio.positions)
-    check_limit(positions, settings.max_positions, ErrorCode.TOO_MANY_POSITIONS, "positions", "--max-positions")
+    check_rows_and_positions(body, settings)
     horizon = pick_horizon(body.horizon, model)
     forecast = forecast_for(model, body.bars, service.metrics)
     outlook = horizon_forecast(forecast, horizon, model, settings.drift)
@@ -97,9 +95,7 @@ def portfolio_adjustments(
     body: AdjustmentRequest, model: ModelDep, service: ServiceDep, request_id: RequestIdDep
 ) -> AdjustmentResponse:
     settings = service.settings
-    check_limit(len(body.bars), settings.max_rows, ErrorCode.TOO_MANY_ROWS, "bars", "--max-rows")
-    positions = len(body.portfolio.positions)
-    check_limit(positions, settings.max_positions, ErrorCode.TOO_MANY_POSITIONS, "positions", "--max-positions")
+    check_rows_and_positions(body, settings)
     response = decide(body, model, settings, service.metrics, request_id)
     record = response.model_dump(mode="json")
     try:  # no decision leaves without its audit line
