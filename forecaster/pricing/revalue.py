@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -121,9 +122,22 @@ def revalue(
         for block in blocks:
             work(block)
     else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(work, blocks))
+        list(_pool(workers).map(work, blocks))
     return out
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """One long-lived pool per worker count, shared by every caller (a server revalues per request: starting a
+    pool each time cost 2-6 ms); the blocks write disjoint rows, so concurrent callers do not interfere."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(workers)
+        if pool is None:
+            pool = _POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="revalue")
+        return pool
 
 
 def revalue_reference(
