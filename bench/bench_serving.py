@@ -201,6 +201,15 @@ class Result:
     errors: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
 
+    def tally(self, status: str, elapsed: float, lock: threading.Lock) -> None:
+        """Count one answer: its latency when it succeeded (200), an error otherwise."""
+        with lock:
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+            if status == "200":
+                self.latencies.append(elapsed)
+            else:
+                self.errors += 1
+
     def row(self) -> dict[str, Any]:
         ms = np.array(self.latencies) * 1000.0
         done = len(self.latencies) + self.errors
@@ -244,12 +253,7 @@ def open_loop(http: Any, endpoint: str, body: bytes, *, rate: float, duration: f
             time.sleep(pause)
         status = _send(http, endpoint, body)
         elapsed = time.perf_counter() - due
-        with lock:
-            result.statuses[status] = result.statuses.get(status, 0) + 1
-            if status == "200":
-                result.latencies.append(elapsed)
-            else:
-                result.errors += 1
+        result.tally(status, elapsed, lock)
 
     workers = max(8, int(rate * 2))  # enough that a slow answer never delays the next send
     with ThreadPoolExecutor(workers) as pool:
@@ -269,12 +273,7 @@ def closed_loop(http: Any, endpoint: str, body: bytes, *, clients: int, duration
             began = time.perf_counter()
             status = _send(http, endpoint, body)
             elapsed = time.perf_counter() - began
-            with lock:
-                result.statuses[status] = result.statuses.get(status, 0) + 1
-                if status == "200":
-                    result.latencies.append(elapsed)
-                else:
-                    result.errors += 1
+            result.tally(status, elapsed, lock)
 
     began = time.perf_counter()
     threads = [threading.Thread(target=client) for _ in range(clients)]

@@ -13,7 +13,6 @@ from forecaster.config import resolve_spec_path
 from forecaster.drift.config import DriftConfig, bar_years, drift_config_from_mapping, drift_config_from_spec
 from forecaster.errors import ConfigError
 
-
 # the equity-index spec sets an index's spot-vol correlation and IV-change size (S&P 500 and VIX, 2014-2018)
 SPEC_CHANGES = {"sim_intraday": {}, "daily_index": {"spot_vol_corr": -0.7, "iv_change_stdev_daily": 0.013}}
 
