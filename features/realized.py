@@ -36,7 +36,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from features.base import Context, MarketData
-from features.windows import window_sum
+from features.windows import window_sums
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -202,7 +202,8 @@ class RealizedGroup:
         columns: dict[str, FloatArray] = {}
         for w in windows:
             blocks = ctx.blocks(w)
-            sums = {key: window_sum(values, w, blocks) for key, values in terms.items()}
+            stacked = window_sums(np.stack(list(terms.values())), w, blocks)  # one pass for every term
+            sums = dict(zip(terms, stacked, strict=True))
             columns |= {f"{name}_{w}": values for name, values in window_features(sums, w).items()}
         names = self.columns(windows, params, ctx.data)
         return pd.DataFrame({name: columns[name] for name in names}, index=ctx.data.index)

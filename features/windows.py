@@ -69,38 +69,51 @@ def window_sum(values: npt.ArrayLike, window: int, blocks: IntArray) -> FloatArr
     blocks
         Shape (n,), non-decreasing anchor ids (:func:`anchor_ids`).
     """
-    x = np.asarray(values, dtype=float)
-    n = x.size
+    return window_sums(np.asarray(values, dtype=float)[None, :], window, blocks)[0]
+
+
+def window_sums(values: npt.ArrayLike, window: int, blocks: IntArray) -> FloatArray:
+    """:func:`window_sum` of every row of ``values`` (k, n) at once: the same arithmetic per series, so each row is
+    bit-identical to ``window_sum`` of it alone, with the per-call work (blocks, indices) done once. Shape (k, n).
+    """
+    x = np.array(values, dtype=float, ndmin=2)  # a copy: the caller's array is never written
+    k, n = x.shape
     if window < 1:
         raise ValueError(f"window must be ≥ 1 bar; got {window}")
     if window == 1:
-        return x.copy()
-    out = np.full(n, np.nan)
+        return x
+    out = np.full((k, n), np.nan)
     if n < window:
         return out
     missing = np.isnan(x)
-    clean = np.where(missing, 0.0, x)
-    starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]])  # first row of each block
-    ordinal = np.cumsum(np.r_[False, blocks[1:] != blocks[:-1]])  # block number of each row, from 0
-    running = _restarted_cumsum(clean, starts)  # P
-    totals = running[np.r_[starts[1:] - 1, n - 1]]  # T per block
+    x[missing] = 0.0  # clean
+    change = blocks[1:] != blocks[:-1]
+    starts = np.concatenate(([0], np.flatnonzero(change) + 1))  # first row of each block
+    ordinal = np.zeros(n, dtype=np.int64)  # block number of each row, from 0
+    np.cumsum(change, out=ordinal[1:])
+    running = _restarted_cumsum(x, starts)  # P, (k, n)
+    ends = np.append(starts[1:] - 1, n - 1)
     # a virtual row before the data (running sum 0, block -1) lets the first full window use the same formula
-    running_v, ordinal_v, totals_v = np.r_[0.0, running], np.r_[-1, ordinal], np.r_[0.0, totals]
+    zero = np.zeros((k, 1))
+    running_v = np.concatenate((zero, running), axis=1)
+    totals_v = np.concatenate((zero, running[:, ends]), axis=1)  # T per block, after the virtual one
+    ordinal_v = np.concatenate(([-1], ordinal))
     rows = np.arange(window - 1, n)
     prev = rows - window + 1  # the row just before each window, in the shifted (virtual-first) numbering
     b_row, b_prev = ordinal[rows], ordinal_v[prev]
     between = b_row - b_prev - 1  # whole blocks strictly inside the window
-    middle = np.zeros(rows.size)
-    for k in range(1, int(between.max(initial=0)) + 1):
-        take = between >= k
-        middle[take] += totals_v[b_prev[take] + 1 + k]
+    middle = np.zeros((k, rows.size))
+    for j in range(1, int(between.max(initial=0)) + 1):
+        take = between >= j
+        middle[:, take] += totals_v[:, b_prev[take] + 1 + j]
     same = b_row == b_prev
-    p_row, p_prev = running[rows], running_v[prev]
-    spanning = p_row + ((totals_v[b_prev + 1] - p_prev) + middle)
-    out[window - 1 :] = np.where(same, p_row - p_prev, spanning)
-    counts = np.r_[0, np.cumsum(missing)]  # integer sums are exact whatever the start
-    has_missing = counts[rows + 1] - counts[prev] > 0
-    out[window - 1 :][has_missing] = np.nan
+    p_row, p_prev = running[:, rows], running_v[:, prev]
+    spanning = p_row + ((totals_v[:, b_prev + 1] - p_prev) + middle)
+    filled = np.where(same, p_row - p_prev, spanning)
+    counts = np.zeros((k, n + 1), dtype=np.int64)  # integer sums are exact whatever the start
+    np.cumsum(missing, axis=1, out=counts[:, 1:])
+    filled[counts[:, rows + 1] - counts[:, prev] > 0] = np.nan
+    out[:, window - 1 :] = filled
     return out
 
 
@@ -122,10 +135,21 @@ def history_start(index: pd.DatetimeIndex, rows_needed: int, anchor: str) -> pd.
 
 
 def _restarted_cumsum(x: FloatArray, starts: IntArray) -> FloatArray:
-    """Running sums that restart at every index in ``starts`` (sequential within each block). Shape (n,)."""
+    """Running sums along the last axis that restart at every index in ``starts`` (sequential within each block).
+    Shape: as ``x``, (k, n)."""
     # subtracting each block's offset from one global cumsum would carry the prefix's rounding: accumulate per block
+    k, n = x.shape
+    lengths = np.diff(np.append(starts, n))
+    width = int(lengths.max(initial=0))
+    if starts.size * width <= 2 * n + 64:  # near-regular blocks: one cumsum over a zero-padded (k, blocks, width)
+        block = np.repeat(np.arange(starts.size), lengths)
+        column = np.arange(n) - starts[block]
+        grid = np.zeros((k, starts.size, width))
+        grid[:, block, column] = x
+        np.cumsum(grid, axis=2, out=grid)  # the same left-to-right additions as per block; the padding comes after
+        return grid[:, block, column]
     out = np.empty_like(x)
-    bounds = np.r_[starts, x.size]
+    bounds = np.append(starts, n)
     for lo, hi in pairwise(bounds.tolist()):
-        np.cumsum(x[lo:hi], out=out[lo:hi])
+        np.cumsum(x[:, lo:hi], axis=1, out=out[:, lo:hi])
     return out
