@@ -10,6 +10,7 @@ Rules (DESIGN section 2):
 from __future__ import annotations
 
 import logging
+import math
 import re
 
 import numpy as np
@@ -92,7 +93,7 @@ def _parse(values: pd.Series, source: Source, column: str, notes: list[str]) -> 
             raise source.first_error("timestamps must be parseable", bad, values, column=column, fix=_FIX_FORMAT)
         return _from_epoch(numbers, source, column, notes)
     strings = values.astype(str).str.strip()
-    if strings.str.match(_SLASH_DATE).all():
+    if _SLASH_DATE.match(strings.iloc[0]) and strings.str.match(_SLASH_DATE).all():
         return _from_slash_dates(strings, values, source, column, notes)
     return _from_iso(strings, values, source, column, notes)
 
@@ -133,6 +134,40 @@ def _from_epoch(numbers: pd.Series, source: Source, column: str, notes: list[str
 
 
 def _from_iso(strings: pd.Series, raw: pd.Series, source: Source, column: str, notes: list[str]) -> pd.Series:
+    one_zone = _iso_one_zone(strings)
+    if one_zone is not None:
+        parsed, key = one_zone
+    else:
+        parsed, key = _iso_checked(strings, raw, source, column)
+    if key == _NAIVE:
+        note(notes, log, source, f"column '{column}': timestamps carry no time zone, assumed UTC")
+    else:
+        note(notes, log, source, f"column '{column}': timestamps at UTC offset {key}, converted to UTC")
+    return parsed
+
+
+def _iso_one_zone(strings: pd.Series) -> tuple[pd.Series, str] | None:
+    """The fast path (a tenth of the time of :func:`_iso_checked` on 1,440 rows): pandas parses the column and
+    itself refuses mixed offsets, and naive strings mixed with zoned ones. (UTC, offset key) when every string
+    parses with one offset (or none); None otherwise, for :func:`_iso_checked` to find and name the bad row.
+    """
+    try:
+        parsed = pd.to_datetime(strings, format="ISO8601")
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        offset = parsed.iloc[0].utcoffset()
+        minutes = round(offset.total_seconds() / 60.0)
+        sign = "-" if minutes < 0 else "+"
+        return parsed.dt.tz_convert("UTC"), f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    if pd.api.types.is_datetime64_dtype(parsed.dtype):
+        return parsed.dt.tz_localize("UTC"), _NAIVE
+    return None
+
+
+def _iso_checked(strings: pd.Series, raw: pd.Series, source: Source, column: str) -> tuple[pd.Series, str]:
+    """Each string's offset read on its own: the first row whose offset differs from row 1's, or that does not
+    parse, is named in the error. (UTC, offset key) when none does."""
     offsets = strings.str.extract(_OFFSET, expand=False)
     codes, uniques = pd.factorize(offsets)  # code -1: no offset
     keys = np.array([*(_offset_key(u) for u in uniques), _NAIVE])[codes]  # (n,)
@@ -150,11 +185,7 @@ def _from_iso(strings: pd.Series, raw: pd.Series, source: Source, column: str, n
     bad = parsed.isna().to_numpy()
     if bad.any():
         raise source.first_error("timestamps must be parseable", bad, raw, column=column, fix=_FIX_FORMAT)
-    if keys[0] == _NAIVE:
-        note(notes, log, source, f"column '{column}': timestamps carry no time zone, assumed UTC")
-    else:
-        note(notes, log, source, f"column '{column}': timestamps at UTC offset {keys[0]}, converted to UTC")
-    return parsed
+    return parsed, str(keys[0])
 
 
 def _from_slash_dates(strings: pd.Series, raw: pd.Series, source: Source, column: str, notes: list[str]) -> pd.Series:
@@ -198,5 +229,15 @@ def _offset_key(text: str) -> str:
 
 def _looks_numeric(values: pd.Series) -> bool:
     """Whether most of the first non-empty cells of a text column are numbers (epochs read as text)."""
-    sample = values.iloc[:_SAMPLE]
-    return bool(pd.to_numeric(sample, errors="coerce").notna().mean() > 0.5)
+    sample = values.iloc[:_SAMPLE].tolist()
+    return sum(map(_is_number_text, sample)) > 0.5 * len(sample)
+
+
+def _is_number_text(cell: object) -> bool:
+    """Whether ``cell`` reads as a number, as ``pd.to_numeric`` would (a tenth of its time on a short sample)."""
+    if isinstance(cell, str) and ("_" in cell or not cell.isascii()):  # float() reads 1_000 and ١٢; pandas not
+        return False
+    try:
+        return not math.isnan(float(cell))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False

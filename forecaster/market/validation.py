@@ -283,6 +283,8 @@ def select_columns(table: Table, schema: Schema) -> tuple[pd.DataFrame, dict[str
                 fix=f"add the column; the file has {[table.labels[n] for n in found]}",
             )
     labels = {canonical: table.labels[name] for name, canonical in renames.items()}
+    if list(renames) == found and all(name == canonical for name, canonical in renames.items()):
+        return table.frame, labels  # already the schema's columns under their names (no copy: raw is only read)
     return table.frame[list(renames)].rename(columns=renames), labels
 
 

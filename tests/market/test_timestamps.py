@@ -148,3 +148,54 @@ def test_ambiguous_or_mixed_slash_dates_are_refused():
     with pytest.raises(DataValidationError, match="throughout") as info:
         _parse(["31/01/2024", "01/31/2024"], dtype=object)
     assert info.value.row == 2
+
+
+_SHAPES = [
+    "%Y-%m-%dT%H:%M:%SZ",
+    "%Y-%m-%dT%H:%M:%S.%fZ",
+    "%Y-%m-%dT%H:%M:%S+00:00",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%dT%H:%M:%S+0530",
+    "%Y-%m-%dT%H:%M:%S-05:00",
+    "%Y-%m-%dT%H:%M:%S -02",
+]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_fast_iso_path_agrees_with_the_row_by_row_check(seed):
+    """Whatever the column (one shape, mixed spellings of one offset, offsets mixed, naive mixed with zoned,
+    garbage): the fast path either gives the checked path's instants and offset, or declines (None) and the
+    checked path decides. It never accepts a column the checked path refuses."""
+    from forecaster.market.timestamps import _iso_checked, _iso_one_zone
+
+    rng = np.random.default_rng(seed)
+    source = Source(Path("t.csv"), "csv")
+    times = pd.date_range("2025-03-01", periods=50, freq="17min")
+    for _ in range(40):
+        shapes = rng.choice(_SHAPES, size=int(rng.integers(1, 3)))
+        texts = [t.strftime(str(rng.choice(shapes))) for t in times]
+        if rng.random() < 0.2:
+            texts[int(rng.integers(0, len(texts)))] = str(rng.choice(["soon", "2025-02-30T00:00:00Z", "25:00"]))
+        strings = pd.Series(texts, index=pd.RangeIndex(1, len(texts) + 1), dtype="str")
+        fast = _iso_one_zone(strings)
+        try:
+            checked = _iso_checked(strings, strings, source, "timestamp")
+        except DataValidationError:
+            assert fast is None, texts
+            continue
+        if fast is not None:
+            assert fast[1] == checked[1], texts
+            assert (fast[0].dt.as_unit("ns") == checked[0].dt.as_unit("ns")).all(), texts
+
+
+@pytest.mark.parametrize(
+    "cell",
+    ["1", " 2 ", "1e5", "inf", "-inf", "nan", "NaN", "", "abc", "1_000", "0x10", "1,5", True, 3, 2.5, None,
+     "2026-01-01", "١٢", "+5", ".5", "5.", "1e400"],
+)  # fmt: skip
+def test_number_sniffing_reads_cells_as_pandas_does(cell):
+    from forecaster.market.timestamps import _is_number_text
+
+    expected = bool(pd.notna(pd.to_numeric(pd.Series([cell], dtype=object), errors="coerce").iloc[0]))
+    assert _is_number_text(cell) == expected
