@@ -286,18 +286,26 @@ class Forecaster(ABC):
         var = self._predict_var(data, rows)
         quantiles = self._predict_quantiles(data, rows, var) or {}
         regimes = self._predict_regimes(data, rows, var) or {}
-        parts = []
+        vs, qs, ps = [], [], []
         for h in self.horizons_:
             v = self._checked_var(var[h], h, rows)
             q = quantiles.get(h)
             q = self.residual_quantiles(h, v) if q is None else np.maximum.accumulate(np.asarray(q, float), axis=1)
             p = regimes.get(h)
             p = self.residual_regimes(h, v) if p is None else np.asarray(p, float)
-            frame = pd.DataFrame({"timestamp": data.index[rows], "horizon": h, "model": self.label, "var": v})
-            frame[list(QUANTILE_COLUMNS)] = np.maximum(q, VAR_FLOOR)
-            frame[list(REGIME_COLUMNS)] = p / p.sum(axis=1, keepdims=True)
-            parts.append(frame)
-        return pd.concat(parts, ignore_index=True)
+            vs.append(v)
+            qs.append(np.maximum(q, VAR_FLOOR))
+            ps.append(p / p.sum(axis=1, keepdims=True))
+        q_all, p_all = np.concatenate(qs), np.concatenate(ps)  # (H·m, 5), (H·m, 3): horizon-major
+        columns: dict[str, Any] = {
+            "timestamp": data.index[np.tile(rows, len(self.horizons_))],
+            "horizon": np.repeat(np.asarray(self.horizons_, dtype=np.int64), len(rows)),
+            "model": self.label,
+            "var": np.concatenate(vs),
+        }
+        columns.update({c: q_all[:, i] for i, c in enumerate(QUANTILE_COLUMNS)})
+        columns.update({c: p_all[:, i] for i, c in enumerate(REGIME_COLUMNS)})
+        return pd.DataFrame(columns)  # one frame: concat of per-horizon frames cost 4 ms per call in pandas 3
 
     def input_features(self) -> list[str] | None:
         """The feature columns the fitted model reads (serving computes only these); None: it does not say, so

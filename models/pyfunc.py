@@ -209,8 +209,8 @@ class ForecastBundle(mlflow.pyfunc.PythonModel):
         window = market.tail_from(recent_start(market.until(earliest), spec, warmup))
         table = build_features(window, spec, with_fingerprint=False)
         features = table.frame[columns]
-        needed = features.loc[earliest:]
-        bad = [c for c in columns if not np.isfinite(needed[c].to_numpy(dtype=float)).all()]
+        needed = features.to_numpy(dtype=float)[features.index.searchsorted(earliest) :]  # (rows read, columns)
+        bad = [c for c, ok in zip(columns, np.isfinite(needed).all(axis=0), strict=True) if not ok]
         if bad:
             raise UsageError(
                 f"the features {bad[:8]} are not defined at the last {len(needed)} bar(s) the model reads: the request "
@@ -231,7 +231,9 @@ class ForecastBundle(mlflow.pyfunc.PythonModel):
         if self.calibrator is not None:
             applied = self.calibrator.apply(out.assign(realized=np.nan), freq=pd.Timedelta(cfg["bar_length"]))
             out = applied
-        return out[list(FORECAST_COLUMNS)].reset_index(drop=True)
+        if list(out.columns) != list(FORECAST_COLUMNS) or not isinstance(out.index, pd.RangeIndex):
+            out = out[list(FORECAST_COLUMNS)].reset_index(drop=True)
+        return out
 
     def _market(self, frame: pd.DataFrame) -> MarketData:
         """The request as a :class:`MarketData`: bars checked by the bars loader, the IV as an as-of series."""
@@ -258,16 +260,23 @@ class ForecastBundle(mlflow.pyfunc.PythonModel):
                 f"{cfg['lag_rows']} lag rows + model history {cfg['history_bars']}). Send the last "
                 f"{cfg['min_rows']} bars or more"
             )
-        raw = frame.rename(columns={c: normalize_name(c) for c in frame.columns}).reset_index(drop=True)
-        raw.index = pd.RangeIndex(1, len(raw) + 1, name="row")
+        if len(written) < len(frame.columns):
+            twice = [
+                str(c) for c in frame.columns if list(map(normalize_name, frame.columns)).count(normalize_name(c)) > 1
+            ]
+            raise UsageError(f"the request names one column twice: {twice} (names are case- and space-insensitive)")
+        original = {normalize_name(c): c for c in frame.columns}
+        rows = pd.RangeIndex(1, len(frame) + 1, name="row")
+        picked = {name: frame[original[name]].to_numpy() for name in (stamp, *BAR_INPUTS)}  # one copy, renamed
         source = Source(Path("<model input>"), "json")
-        labels = {normalize_name(c): str(c) for c in frame.columns}
-        bars = load_bars(Table(raw[[stamp, *BAR_INPUTS]], source, labels)).data
+        bars = load_bars(Table(pd.DataFrame(picked, index=rows, copy=False), source, written)).data
         freq = pd.Timedelta(cfg["bar_length"])
         spacing = infer_freq(bars.index)
         if spacing != freq:
             raise UsageError(f"the request's bars are {spacing} apart; this model was trained on {freq} bars")
-        iv = self._iv(raw, bars.index) if "iv" in raw.columns and cfg["needs_iv"] else None
+        iv = None
+        if "iv" in original and cfg["needs_iv"]:
+            iv = self._iv(pd.Series(frame[original["iv"]].to_numpy(), index=rows), bars.index)
         return market_data(
             bars,
             freq=freq,
@@ -276,13 +285,13 @@ class ForecastBundle(mlflow.pyfunc.PythonModel):
             iv=iv,
         )
 
-    def _iv(self, raw: pd.DataFrame, index: pd.DatetimeIndex) -> pd.Series:
+    def _iv(self, column: pd.Series, index: pd.DatetimeIndex) -> pd.Series:
         """The iv column as decimals on the bars' timestamps; empty cells are no observation (carried as-of)."""
-        values = pd.to_numeric(raw["iv"], errors="coerce").to_numpy(dtype=float)  # (n,)
-        text = raw["iv"].notna().to_numpy() & ~np.isfinite(values)
+        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)  # (n,)
+        text = column.notna().to_numpy() & ~np.isfinite(values)
         if text.any():
             row = int(np.argmax(text))
-            raise UsageError(f"iv must be a number; row {row + 1} holds {raw['iv'].iloc[row]!r}")
+            raise UsageError(f"iv must be a number; row {row + 1} holds {column.iloc[row]!r}")
         known = np.isfinite(values)
         if not known.any():
             raise UsageError("the iv column is empty: this model needs the IV known at the recent bars")
