@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -46,14 +46,13 @@ from forecaster.backtest.run import BacktestSpec, PolicySpec, hedge_policy, marg
 from forecaster.errors import UsageError
 from forecaster.market.portfolio_file import Limits, Portfolio, one_underlying
 from forecaster.pricing.black import black76_greeks
-from serving.inference import AUTO_PCT_ABOVE, Forecast, finite_or_none, forecast_for, last_iv
+from serving.inference import Forecast, decimal_iv, finite_or_none, forecast_for, last_iv
 from serving.metrics import Metrics
 from serving.models import LoadedModel
 from serving.routes.forecast import model_ref
 from serving.schemas import (
     AdjustmentRequest,
     AdjustmentResponse,
-    Bar,
     Caps,
     DeskIn,
     DeskOut,
@@ -187,17 +186,6 @@ def open_leg_greeks(legs: OptionLegs, as_of: pd.Timestamp, spot: float, iv: floa
         delta, gamma, vega = delta + d, gamma + gm, vega + v
         tau_num, tau_den = tau_num + a * t, tau_den + a
     return delta, gamma, vega, tau_num / tau_den if tau_den > 0 else math.nan
-
-
-def decimal_iv(bars: Sequence[Bar], model: LoadedModel) -> np.ndarray:
-    """The bars' ``iv`` as decimals (NaN where a bar has none), in the model's ``iv_units`` as
-    :func:`serving.inference.last_iv` reads them. Shape (n,)."""
-    values = np.array([np.nan if b.iv is None else b.iv for b in bars], dtype=float)
-    known = values[np.isfinite(values)]
-    units = model.config.get("iv_units", "dec")
-    if units == "auto":
-        units = "pct" if known.size and float(np.median(known)) > AUTO_PCT_ABOVE else "dec"
-    return values / (100.0 if units == "pct" else 1.0)
 
 
 def request_sigma_bar(close: np.ndarray, iv: np.ndarray, years: float, halflife_bars: float) -> float:
@@ -354,7 +342,7 @@ def prepare(body: AdjustmentRequest, model: LoadedModel, settings: Settings, met
     spec = policy_spec(settings.backtest, body.policy)
     margin_name = margin_policy_name(settings.backtest, body.margin_policy)
     forecast = forecast_for(model, body.bars, metrics)
-    spot, atm_iv = float(body.bars[-1].close), last_iv(body.bars, model)
+    spot, atm_iv = float(body.bars.close[-1]), last_iv(body.bars, model)
     document = body.portfolio.model_dump(mode="json", exclude_none=True)
     portfolio = portfolio_from_mapping(document, name="portfolio", as_of=forecast.as_of).data
     years = model.bar_years
@@ -363,7 +351,7 @@ def prepare(body: AdjustmentRequest, model: LoadedModel, settings: Settings, met
     notes: list[str] = []
     sigma_bar = body.desk.sigma_bar
     if sigma_bar is None:
-        close = np.array([b.close for b in body.bars], dtype=float)
+        close = body.bars.close
         sigma_bar = request_sigma_bar(close, decimal_iv(body.bars, model), years, bt.engine.vol_halflife_bars)
         notes.append(
             f"sigma_bar {sigma_bar:.4g}: the EWMA of the request's {len(body.bars)} bars (send desk.sigma_bar, the "

@@ -9,6 +9,7 @@ reason, model routes answer 503 ``model_unavailable``, and the watcher (or ``/v1
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -60,6 +61,7 @@ def create_app(settings: Settings, *, holder: ModelHolder | None = None) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         report = await run_in_threadpool(holder.refresh)
+        gc.freeze()  # the imports and the model live as long as the process: no collection ever walks them again
         if report.outcome == "failed":
             log.error("no model at startup (%s): /readyz answers 503 until a load succeeds", report.error)
         if holder.source.ref.watchable and settings.poll_seconds > 0:

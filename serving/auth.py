@@ -52,7 +52,9 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, ErrorCode.UNAUTHORIZED, message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def caller_role(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Role:
+async def caller_role(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Role:
     """The caller's role; 401 without a known key."""
     if credentials is None:
         raise _unauthorized("missing API key: send the header 'Authorization: Bearer KEY'")
@@ -64,12 +66,12 @@ def caller_role(request: Request, credentials: Annotated[HTTPAuthorizationCreden
     return role
 
 
-def require_client(role: Annotated[Role, Depends(caller_role)]) -> Role:
+async def require_client(role: Annotated[Role, Depends(caller_role)]) -> Role:
     """Any known key (client or admin)."""
     return role
 
 
-def require_admin(role: Annotated[Role, Depends(caller_role)]) -> Role:
+async def require_admin(role: Annotated[Role, Depends(caller_role)]) -> Role:
     """An admin key; 403 for a client key."""
     if role != Role.ADMIN:
         raise ApiError(403, ErrorCode.FORBIDDEN, "this route needs an admin key (FORECASTER_ADMIN_KEYS)")

@@ -34,21 +34,21 @@ class Service:
     watcher: AliasWatcher | None = None
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
     return request.app.state.service
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def get_request_id(request: Request) -> str:
+async def get_request_id(request: Request) -> str:
     return request.state.request_id
 
 
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 
 
-def current_model(request: Request, service: ServiceDep) -> LoadedModel:
+async def current_model(request: Request, service: ServiceDep) -> LoadedModel:
     """The model serving now, taken once for the whole request; 503 when none is loaded."""
     model = service.holder.get()
     if model is None:

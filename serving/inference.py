@@ -14,7 +14,6 @@ validator): their errors are :class:`~forecaster.errors.ForecasterError` and rea
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +26,7 @@ from forecaster.portfolio.book import Book
 from models.base import QUANTILE_COLUMNS, REGIME_COLUMNS
 from serving.metrics import Metrics
 from serving.models import LoadedModel
-from serving.schemas import Bar, HorizonRow, PortfolioIn
+from serving.schemas import BarTable, HorizonRow, PortfolioIn
 
 BAR_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 AUTO_PCT_ABOVE = 3.0  # as models.pyfunc: an IV whose median is above 3 (300%) can only be in percent
@@ -50,21 +49,23 @@ class Forecast:
         return next(r for r in self.rows if r.horizon == horizon)
 
 
-def bars_frame(bars: Sequence[Bar]) -> pd.DataFrame:
+def bars_frame(bars: BarTable) -> pd.DataFrame:
     """The request's bars as the pyfunc's input frame; ``iv`` only when some bar carries one."""
-    columns = {c: [getattr(b, c) for b in bars] for c in BAR_COLUMNS}
-    if any(b.iv is not None for b in bars):
-        columns["iv"] = [np.nan if b.iv is None else b.iv for b in bars]
+    columns: dict[str, object] = {c: getattr(bars, c) for c in BAR_COLUMNS}
+    if bars.iv is not None:
+        columns["iv"] = bars.iv
     return pd.DataFrame(columns)
 
 
-def forecast_for(model: LoadedModel, bars: Sequence[Bar], metrics: Metrics) -> Forecast:
+def forecast_for(model: LoadedModel, bars: BarTable, metrics: Metrics) -> Forecast:
     """Run the model on the request's bars (timed as ``forecast``); the forecast rows of every horizon."""
     frame = bars_frame(bars)
     with metrics.timed("forecast"):
         table = model.forecast(frame)
     warnings: list[str] = []
-    rows = [_row(record, model.bar_years, warnings) for record in table.to_dict("records")]
+    columns = {c: table[c].to_numpy() for c in ("horizon", "var", *QUANTILE_COLUMNS, *REGIME_COLUMNS)}
+    records = [{c: values[i] for c, values in columns.items()} for i in range(len(table))]
+    rows = [_row(record, model.bar_years, warnings) for record in records]
     as_of = pd.Timestamp(table["timestamp"].iloc[-1])
     as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
     return Forecast(table, rows, as_of, warnings)
@@ -120,15 +121,23 @@ def horizon_forecast(forecast: Forecast, horizon: int, model: LoadedModel, confi
     )
 
 
-def last_iv(bars: Sequence[Bar], model: LoadedModel) -> float | None:
-    """The last IV the bars carry, as a decimal (the model's ``iv_units``; ``auto`` as the model reads it)."""
-    known = [b.iv for b in bars if b.iv is not None]
-    if not known:
-        return None
+def decimal_iv(bars: BarTable, model: LoadedModel) -> np.ndarray:
+    """The bars' ``iv`` as decimals (NaN where a bar has none) in the model's ``iv_units`` (``auto``: as the model
+    reads it, percent when the median is above 3). Shape (n,)."""
+    if bars.iv is None:
+        return np.full(len(bars), np.nan)
+    known = bars.iv[np.isfinite(bars.iv)]
     units = model.config.get("iv_units", "dec")
     if units == "auto":
-        units = "pct" if float(np.median(known)) > AUTO_PCT_ABOVE else "dec"
-    return float(known[-1]) / (100.0 if units == "pct" else 1.0)
+        units = "pct" if known.size and float(np.median(known)) > AUTO_PCT_ABOVE else "dec"
+    return bars.iv / (100.0 if units == "pct" else 1.0)
+
+
+def last_iv(bars: BarTable, model: LoadedModel) -> float | None:
+    """The last IV the bars carry, as a decimal (:func:`decimal_iv`); None when no bar carries one."""
+    known = decimal_iv(bars, model)
+    known = known[np.isfinite(known)]
+    return float(known[-1]) if known.size else None
 
 
 def book_for(portfolio: PortfolioIn, *, as_of: pd.Timestamp, spot: float, atm_iv: float | None) -> Book:

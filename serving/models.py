@@ -15,6 +15,7 @@ version's bundled code folder on ``sys.path`` (the project's own packages are im
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import re
 import threading
@@ -245,6 +246,7 @@ class ModelHolder:
                 return self._done("failed", previous, None, self._failed[1], started)
             with self._swap_lock:
                 self._current = loaded
+            gc.freeze()  # as at startup (serving.app): the new model's objects leave the collector's walks
             self._failed = None
             outcome = "loaded" if before is None else "swapped"
             log.info("model %s: serving %s (was %s)", outcome, _describe(loaded.target), previous or "nothing")

@@ -9,9 +9,22 @@ Numbers in responses are plain JSON numbers; a value that is not finite is null,
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from dataclasses import dataclass
+from typing import Annotated, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+import numpy as np
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    model_validator,
+    with_config,
+)
+from pydantic_core import PydanticCustomError
+from typing_extensions import TypedDict
 
 from forecaster.market.portfolio_file import INSTRUMENTS, OPTION_TYPES
 from serving.errors import ErrorCode
@@ -34,19 +47,85 @@ class _Request(BaseModel):
 # ---------------------------------------------------------------------------------------------------- requests
 
 
-class Bar(_Request):
-    """One bar (DESIGN section 3), oldest first; ``iv`` the IV index known at the bar (empty: carried forward)."""
+@with_config(ConfigDict(extra="forbid"))
+class Bar(TypedDict):
+    """One bar (DESIGN section 3), oldest first; ``iv`` the IV index known at the bar (empty: carried forward).
 
-    timestamp: Stamp = Field(
-        description="UTC ISO 8601 (naive: read as UTC) or epoch seconds / ms / µs / ns; labelled as the model's "
-        "training bars (GET /v1/model: bar_label)"
-    )
+    A TypedDict, not a model: 1,440 bars validate from JSON in about 1.6 ms instead of 6 ms; the route reads them as
+    a :class:`BarTable` of columns."""
+
+    timestamp: Annotated[
+        Stamp,
+        Field(
+            description="UTC ISO 8601 (naive: read as UTC) or epoch seconds / ms / µs / ns; labelled as the model's "
+            "training bars (GET /v1/model: bar_label)"
+        ),
+    ]
     open: Positive
     high: Positive
     low: Positive
     close: Positive
     volume: NonNegative
-    iv: Positive | None = Field(None, description="IV index in the model's iv_units (GET /v1/model): needs_iv")
+    iv: NotRequired[
+        Annotated[Positive | None, Field(description="IV index in the model's iv_units (GET /v1/model): needs_iv")]
+    ]
+
+
+@dataclass(frozen=True, eq=False)
+class BarTable:
+    """A request's bars as columns (oldest first). ``iv``: NaN where a bar has none; None when no bar has one."""
+
+    timestamp: list[str | int]
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    iv: np.ndarray | None
+
+    @classmethod
+    def of_rows(cls, rows: list[Bar]) -> BarTable:
+        """The columns of validated rows (every value already checked by :class:`Bar`)."""
+        ivs = [row.get("iv") for row in rows]
+        has_iv = any(v is not None for v in ivs)
+        return cls(
+            timestamp=[row["timestamp"] for row in rows],
+            open=np.array([row["open"] for row in rows], dtype=float),
+            high=np.array([row["high"] for row in rows], dtype=float),
+            low=np.array([row["low"] for row in rows], dtype=float),
+            close=np.array([row["close"] for row in rows], dtype=float),
+            volume=np.array([row["volume"] for row in rows], dtype=float),
+            iv=np.array([np.nan if v is None else v for v in ivs], dtype=float) if has_iv else None,
+        )
+
+    @classmethod
+    def of_columns(cls, columns: BarColumns) -> BarTable:
+        """The columns of validated :class:`BarColumns` (equal lengths checked there)."""
+        iv = columns.iv
+        has_iv = iv is not None and any(v is not None for v in iv)
+        return cls(
+            timestamp=columns.timestamp,
+            open=np.array(columns.open, dtype=float),
+            high=np.array(columns.high, dtype=float),
+            low=np.array(columns.low, dtype=float),
+            close=np.array(columns.close, dtype=float),
+            volume=np.array(columns.volume, dtype=float),
+            iv=np.array([np.nan if v is None else v for v in iv], dtype=float) if has_iv and iv is not None else None,
+        )
+
+    def __len__(self) -> int:
+        return len(self.timestamp)
+
+    def rows(self) -> list[dict[str, object]]:
+        """Back to request rows (what a client sent, ``iv`` left out where it was empty)."""
+        out: list[dict[str, object]] = []
+        for i, stamp in enumerate(self.timestamp):
+            row: dict[str, object] = {"timestamp": stamp}
+            row.update({c: float(getattr(self, c)[i]) for c in ("open", "high", "low", "close", "volume")})
+            if self.iv is not None and np.isfinite(self.iv[i]):
+                row["iv"] = float(self.iv[i])
+            out.append(row)
+        return out
 
 
 Bars = Annotated[
@@ -54,13 +133,58 @@ Bars = Annotated[
     Field(
         min_length=1, description="the most recent bars, oldest first: at least the model's min_rows (GET /v1/model)"
     ),
+    AfterValidator(BarTable.of_rows),
+    PlainSerializer(BarTable.rows, return_type=list[Bar]),
 ]
 
 
-class ForecastRequest(_Request):
-    """The recent bars of one market; the forecast origin is the last bar."""
+class BarColumns(_Request):
+    """The bars as columns: one array per field of :class:`Bar`, oldest first, all of one length. The same data as
+    rows in about 30% less JSON, read about three times faster (``bench/bench_serving.py --format columns``)."""
 
-    bars: Bars
+    timestamp: Annotated[list[Stamp], Field(min_length=1, description="as Bar.timestamp")]
+    open: list[Positive]
+    high: list[Positive]
+    low: list[Positive]
+    close: list[Positive]
+    volume: list[NonNegative]
+    iv: list[Positive | None] | None = Field(None, description="as Bar.iv; null entries: no IV at that bar")
+
+    @model_validator(mode="after")
+    def _one_length(self) -> BarColumns:
+        n = len(self.timestamp)
+        for name in ("open", "high", "low", "close", "volume", "iv"):
+            values = getattr(self, name)
+            if values is not None and len(values) != n:
+                raise ValueError(
+                    f"every column must hold one value per bar: timestamp has {n:,}, {name} has {len(values):,}"
+                )
+        return self
+
+
+class _BarsRequest(_Request):
+    """A request that carries recent bars, as rows (``bars``) or as columns (``bar_columns``); after validation
+    ``bars`` is a :class:`BarTable` either way."""
+
+    bars: Bars | None = Field(None, description="the most recent bars as rows (or send bar_columns)")
+    bar_columns: BarColumns | None = Field(None, description="the same bars as columns, instead of bars")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> _BarsRequest:
+        if (self.bars is None) == (self.bar_columns is None):
+            raise PydanticCustomError(
+                "bars_form",
+                "send the recent bars either as rows in 'bars' or as columns in 'bar_columns': {sent}",
+                {"sent": "both were sent" if self.bars is not None else "neither was sent"},
+            )
+        if self.bar_columns is not None:
+            self.bars = BarTable.of_columns(self.bar_columns)
+            self.bar_columns = None
+        return self
+
+
+class ForecastRequest(_BarsRequest):
+    """The recent bars of one market; the forecast origin is the last bar."""
 
 
 class PositionIn(_Request):
@@ -89,10 +213,9 @@ class PortfolioIn(_Request):
     limits: LimitsIn | None = None
 
 
-class DriftRequest(_Request):
+class DriftRequest(_BarsRequest):
     """Recent bars and a portfolio: the book is valued at the last bar and its drift forecast over ``horizon``."""
 
-    bars: Bars
     portfolio: PortfolioIn
     horizon: Annotated[int, Field(ge=1)] | None = Field(
         None, description="bars ahead: one of the model's horizons; default its first (as `forecaster drift`)"
@@ -143,11 +266,10 @@ class DeskIn(_Request):
     )
 
 
-class AdjustmentRequest(_Request):
+class AdjustmentRequest(_BarsRequest):
     """Recent bars, the desk's book and state: the hedge trade and the collateral move the spec's policies decide
     at the last bar."""
 
-    bars: Bars
     portfolio: BookIn
     desk: DeskIn = Field(default_factory=DeskIn)
     policy: Name | None = Field(

@@ -9,10 +9,10 @@ from serving.deps import ModelDep, RequestIdDep, ServiceDep, check_limit
 from serving.errors import ErrorCode
 from serving.inference import forecast_for
 from serving.models import LoadedModel
-from serving.routes import errors_doc
+from serving.routes import JsonRoute, errors_doc
 from serving.schemas import ForecastRequest, ForecastResponse, ModelRef
 
-router = APIRouter(prefix="/v1", tags=["forecast"], dependencies=[Depends(require_client)])
+router = APIRouter(prefix="/v1", tags=["forecast"], dependencies=[Depends(require_client)], route_class=JsonRoute)
 
 
 def model_ref(model: LoadedModel) -> ModelRef:
@@ -24,7 +24,9 @@ def model_ref(model: LoadedModel) -> ModelRef:
     summary="the forecast of realized variance, its quantiles and regime probabilities at the last bar",
     responses=errors_doc(400, 401, 413, 422, 503),
 )
-def forecast(body: ForecastRequest, model: ModelDep, service: ServiceDep, request_id: RequestIdDep) -> ForecastResponse:
+async def forecast(
+    body: ForecastRequest, model: ModelDep, service: ServiceDep, request_id: RequestIdDep
+) -> ForecastResponse:
     check_limit(len(body.bars), service.settings.max_rows, ErrorCode.TOO_MANY_ROWS, "bars", "--max-rows")
     result = forecast_for(model, body.bars, service.metrics)
     return ForecastResponse(

@@ -21,7 +21,7 @@ async def healthz() -> Health:
     summary="a model is loaded (503 if not); the last reload failure, if any",
     responses={503: {"model": Readiness, "description": "no model is loaded"}},
 )
-def readyz(service: ServiceDep, response: Response) -> Readiness:
+async def readyz(service: ServiceDep, response: Response) -> Readiness:
     holder = service.holder
     model = holder.get()
     response.status_code = 200 if model is not None else 503
@@ -41,5 +41,5 @@ def readyz(service: ServiceDep, response: Response) -> Readiness:
     response_class=PlainTextResponse,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "text exposition"}},
 )
-def metrics(service: ServiceDep) -> PlainTextResponse:
+async def metrics(service: ServiceDep) -> PlainTextResponse:
     return PlainTextResponse(service.metrics.render(), media_type=service.metrics.content_type)

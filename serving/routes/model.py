@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1", tags=["model"], dependencies=[Depends(require_c
     summary="the model serving: version, horizons, how many bars a request needs",
     responses=errors_doc(401, 503),
 )
-def model_info(model: ModelDep) -> ModelInfo:
+async def model_info(model: ModelDep) -> ModelInfo:
     config = model.config
     return ModelInfo(
         name=model.name,

@@ -22,13 +22,15 @@ from serving.auth import require_client
 from serving.deps import ModelDep, RequestIdDep, ServiceDep, check_rows_and_positions
 from serving.errors import ApiError, ErrorCode
 from serving.inference import book_for, finite_or_none, forecast_for, horizon_forecast, last_iv, pick_horizon
-from serving.routes import errors_doc
+from serving.routes import JsonRoute, errors_doc
 from serving.routes.forecast import model_ref
 from serving.schemas import AdjustmentRequest, AdjustmentResponse, Change, DriftRequest, DriftResponse, MetricDrift
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1/portfolio", tags=["portfolio"], dependencies=[Depends(require_client)])
+router = APIRouter(
+    prefix="/v1/portfolio", tags=["portfolio"], dependencies=[Depends(require_client)], route_class=JsonRoute
+)
 
 
 @router.post(
@@ -36,7 +38,7 @@ router = APIRouter(prefix="/v1/portfolio", tags=["portfolio"], dependencies=[Dep
     summary="the distribution of the book's delta, gamma, vega, P&L and initial margin at t+h, and their drift",
     responses=errors_doc(400, 401, 413, 422, 503),
 )
-def portfolio_drift(
+async def portfolio_drift(
     body: DriftRequest, model: ModelDep, service: ServiceDep, request_id: RequestIdDep
 ) -> DriftResponse:
     settings = service.settings
@@ -44,7 +46,7 @@ def portfolio_drift(
     horizon = pick_horizon(body.horizon, model)
     forecast = forecast_for(model, body.bars, service.metrics)
     outlook = horizon_forecast(forecast, horizon, model, settings.drift)
-    spot = body.spot if body.spot is not None else float(body.bars[-1].close)
+    spot = body.spot if body.spot is not None else float(body.bars.close[-1])
     atm_iv = body.atm_iv if body.atm_iv is not None else last_iv(body.bars, model)
     book = book_for(body.portfolio, as_of=forecast.as_of, spot=spot, atm_iv=atm_iv)
     config = settings.drift
@@ -91,7 +93,7 @@ def metric_drift(result: DriftResult, metric: str, warnings: list[str]) -> Metri
     summary="the hedge orders and the collateral move the spec's policies decide at the last bar, and why",
     responses=errors_doc(400, 401, 413, 422, 503),
 )
-def portfolio_adjustments(
+async def portfolio_adjustments(
     body: AdjustmentRequest, model: ModelDep, service: ServiceDep, request_id: RequestIdDep
 ) -> AdjustmentResponse:
     settings = service.settings

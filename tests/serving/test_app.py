@@ -44,6 +44,46 @@ def test_forecast_round_trip(live, registry, auth):
     np.testing.assert_allclose(got["ann_vol"], vol, rtol=1e-12)
 
 
+def test_bars_as_columns_answer_as_rows_do(live, registry, auth, book):
+    """``bar_columns`` (one array per field, null iv entries) is the same request as ``bars`` rows: the same
+    forecast and drift, bit for bit."""
+    from models.pyfunc import request_frame
+
+    frame = request_frame(registry.market, registry.min_rows + 5)
+    frame.loc[frame.index[3], "iv"] = np.nan  # an empty iv cell: null in both forms
+    rows = [{k: v for k, v in row.items() if not (k == "iv" and pd.isna(v))} for row in frame.to_dict("records")]
+    columns = {c: [None if pd.isna(v) else v for v in frame[c]] for c in frame.columns}
+    for route, extra in (("/v1/forecast", {}), ("/v1/portfolio/drift", {"portfolio": book(), "n_scenarios": 256})):
+        by_rows = live.http.post(route, json={"bars": rows, **extra}, headers=auth)
+        by_columns = live.http.post(route, json={"bar_columns": columns, **extra}, headers=auth)
+        assert by_rows.status_code == by_columns.status_code == 200, by_columns.text
+        a, b = by_rows.json(), by_columns.json()
+        a.pop("request_id"), b.pop("request_id")
+        assert a == b
+
+
+def test_bar_columns_of_unequal_length_and_both_forms_are_refused(live, registry, auth):
+    from models.pyfunc import request_frame
+
+    frame = request_frame(registry.market, registry.min_rows)
+    columns = {c: frame[c].tolist() for c in frame.columns}
+    short = {**columns, "close": columns["close"][:-1]}
+    body = _error(live.http.post("/v1/forecast", json={"bar_columns": short}, headers=auth), 422, "validation_error")
+    assert body["details"][0]["loc"] == ["body", "bar_columns"]
+    assert f"timestamp has {len(frame)}, close has {len(frame) - 1}" in body["message"]
+    both = {"bars": frame.to_dict("records"), "bar_columns": columns}
+    body = _error(live.http.post("/v1/forecast", json=both, headers=auth), 422, "validation_error")
+    assert "both were sent" in body["message"]
+
+
+def test_a_bad_body_without_a_key_is_401_not_its_schema_errors(live):
+    """The body is read before auth (the fast JSON path), but its errors are only answered to a known caller."""
+    sent = live.http.post("/v1/forecast", json={"bars": [{"close": -1}]})
+    assert sent.status_code == 401 and sent.json()["code"] == "unauthorized"
+    sent = live.http.post("/v1/forecast", content=b"{not json", headers={"content-type": "application/json"})
+    assert sent.status_code == 400 and sent.json()["code"] == "bad_request"  # as FastAPI answers: JSON first
+
+
 def test_drift_round_trip_matches_the_engine(live, registry, auth, book):
     from forecaster.drift import drift_distribution
     from forecaster.drift.config import DriftConfig
@@ -117,6 +157,8 @@ def _error(response, status: int, code: str) -> dict:
 
 def test_schema_errors_are_422_with_the_field(live, auth):
     body = _error(live.http.post("/v1/forecast", json={}, headers=auth), 422, "validation_error")
+    assert body["details"][0]["loc"] == ["body"] and "either as rows in 'bars' or as columns" in body["message"]
+    body = _error(live.http.post("/v1/forecast", json={"bars": []}, headers=auth), 422, "validation_error")
     assert body["details"][0]["loc"] == ["body", "bars"] and body["message"].startswith("body.bars:")
     bar = {"timestamp": "2026-01-01T00:00:00Z", "open": 1, "high": 1, "low": 1, "close": -1, "volume": 0}
     body = _error(live.http.post("/v1/forecast", json={"bars": [bar]}, headers=auth), 422, "validation_error")

@@ -12,7 +12,7 @@ import pytest
 from forecaster.errors import DataValidationError, UsageError
 from forecaster.market.portfolio_file import load_portfolio, portfolio_from_mapping
 from serving.inference import last_iv, pick_horizon
-from serving.schemas import Bar
+from serving.schemas import Bar, BarTable
 
 AS_OF = pd.Timestamp("2026-01-02T00:00:00Z")
 GOOD = {"positions": [{"instrument": "perp", "underlying": "BTC", "quantity": 1}], "collateral": 10}
@@ -54,7 +54,9 @@ def test_a_good_body_loads_as_the_file_does(tmp_path):
 
 
 def _bars(*ivs):
-    return [Bar(timestamp=i, open=1, high=1, low=1, close=1, volume=0, iv=iv) for i, iv in enumerate(ivs)]
+    return BarTable.of_rows(
+        [Bar(timestamp=i, open=1, high=1, low=1, close=1, volume=0, iv=iv) for i, iv in enumerate(ivs)]
+    )
 
 
 @pytest.mark.parametrize(
