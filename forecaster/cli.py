@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backtest": ("backtest", "hedge and margin policies stepped through a simulated market; cost-risk frontiers"),
     "serve": ("serve", "the HTTP service: forecasts and a book's drift from the registered champion model"),
     "rebalance": ("rebalance", "the service's reference client: a desk trading a simulated market through its API"),
+    "retrain": ("retrain", "the scheduled job: train a challenger, gate it against the champion, promote or keep"),
+    "rollback": ("rollback", "point the champion alias back at the previous champion"),
 }
 
 

@@ -74,6 +74,22 @@ def load_training_inputs(args: argparse.Namespace) -> TrainingInputs:
     return TrainingInputs(spec, fspec, data, market, origin, description)
 
 
+def load_market(args: argparse.Namespace) -> tuple[Spec, Any]:
+    """The spec and the market the data flags describe (no features: the caller cuts the market first)."""
+    spec = load_spec(args.config or _default_spec(args))
+    horizons = list(args.horizons or spec.get("horizons") or [])
+    if not horizons:
+        raise ConfigError(spec.path, "horizons", "no forecast horizons: state them in the spec or pass --horizons")
+    spec.override("horizons", horizons)
+    if args.bars is None:
+        market, _, _ = _simulated(args, spec, horizons)
+    else:
+        from forecaster.commands.features import _market
+
+        market = _market(args, spec)
+    return spec, market
+
+
 def _default_spec(args: argparse.Namespace) -> str:
     if args.bars is None:
         return INTRADAY_SPEC

@@ -1,0 +1,67 @@
+"""``forecaster retrain``: the job a scheduler calls (DESIGN section 8; :mod:`training.retrain` says how it decides).
+
+It trains a challenger on the spec's window ending at ``--as-of`` (default: the data's last bar), evaluates it and
+the current champion on the same holdout, and moves the ``champion`` alias only when the spec's ``retrain.gate``
+passes (the old champion becomes ``previous_champion``: ``forecaster rollback`` restores it). A second run for
+the same window does nothing and says so; a run of a spec that is already retraining exits with status 75
+(``EX_TEMPFAIL``: try later) without training. Data: as ``train`` (files, or the spec's simulated market).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+EXIT_BUSY = 75
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from forecaster.commands._training import add_data_arguments
+
+    add_data_arguments(parser)
+    parser.add_argument(
+        "--as-of", metavar="TIME", help="the window's last bar (ISO 8601, UTC); default the data's last"
+    )
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write the decision as JSON (DESIGN section 11)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from forecaster.commands._training import load_market
+    from forecaster.errors import UsageError
+    from training.retrain import RetrainBusy, retrain
+
+    spec, market = load_market(args)
+    if args.models:
+        if "," in args.models:
+            raise UsageError("--models: retrain trains one model; name one of the spec's models")
+        spec.override("retrain.model", args.models.strip())
+    as_of = None
+    if args.as_of:
+        try:
+            as_of = pd.Timestamp(args.as_of)
+        except ValueError:
+            raise UsageError(f"--as-of {args.as_of!r} is not a time: write e.g. 2026-01-20T00:00:00Z") from None
+        as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
+    try:
+        result = retrain(spec, market, as_of=as_of)
+    except RetrainBusy as busy:
+        print(f"forecaster retrain: {busy}")
+        return EXIT_BUSY
+    window = result.window
+    print(f"retrain {spec.name}: window {window.get('start')} .. {window.get('end')} ({window.get('bars')} bars)")
+    print(f"decision: {result.decision}: {result.reason}")
+    for who in ("challenger", "champion"):
+        scored = (result.metrics or {}).get(who)
+        if scored:
+            known = {k: v for k, v in scored.items() if k.startswith("h") and None not in (v["qlike"], v["coverage90"])}
+            cells = [f"{k} qlike {v['qlike']:.5g} cov90 {v['coverage90']:.3f}" for k, v in known.items()]
+            print(f"  {who:<10} {'; '.join(cells)}; latency {scored.get('latency_ms') or float('nan'):.1f} ms")
+    print(f"champion version: {result.champion_version}; challenger version: {result.challenger_version}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result.to_json(), indent=2))
+        print(f"decision written to {args.json}")
+    return 0
