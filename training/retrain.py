@@ -345,11 +345,22 @@ def retrain(
     as_of: pd.Timestamp | None = None,
     challenger_hook: Any = None,
     lock_folder: Path | None = None,
+    lock: bool = True,
 ) -> RetrainResult:
-    """One scheduled retrain of ``spec`` on ``market`` (module docstring). ``challenger_hook(data, rows)``, for
-    tests, may alter the challenger's training data (e.g. shuffle its targets) before it is fitted."""
-    with spec_lock(spec.name, lock_folder):
+    """One scheduled retrain of ``spec`` on ``market`` (module docstring). ``lock=False``: the caller holds
+    :func:`spec_lock` already (the CLI takes it before loading data). ``challenger_hook(data, rows)``, for tests,
+    may alter the challenger's training data (e.g. shuffle its targets) before it is fitted."""
+    if not lock:
         return _retrain_locked(spec, market, as_of=as_of, challenger_hook=challenger_hook)
+    with spec_lock(spec.name, lock_folder) as path:
+        stage(spec.name, "locked", str(path))
+        return _retrain_locked(spec, market, as_of=as_of, challenger_hook=challenger_hook)
+
+
+def stage(spec_name: str, name: str, detail: str = "") -> None:
+    """Log where a retrain is (``retrain <spec>: stage <name>``): the operator's progress line, and what the
+    crash tests wait for before they kill the process."""
+    log.info("retrain %s: stage %s%s", spec_name, name, f" ({detail})" if detail else "")
 
 
 def _retrain_locked(spec: Any, market: Any, *, as_of: pd.Timestamp | None, challenger_hook: Any) -> RetrainResult:
@@ -396,6 +407,7 @@ def _retrain_locked(spec: Any, market: Any, *, as_of: pd.Timestamp | None, chall
             "skipped", why, champion_version, earlier.data.tags.get("challenger_version"), {}, described
         )
 
+    stage(spec.name, "features", f"{described['bars']} bars from {described['start']}")
     data = model_data(window, fspec, horizons)
     fold, wf = holdout_fold(data, spec, config)
     described |= {
@@ -412,6 +424,7 @@ def _retrain_locked(spec: Any, market: Any, *, as_of: pd.Timestamp | None, chall
         mlflow.log_params(
             {f"window.{k}": v for k, v in described.items()} | {"gate": json.dumps(dataclasses.asdict(config.gate))}
         )
+        stage(spec.name, "fitting", model_name)
         trained_on = challenger_hook(data, fold.train_rows) if challenger_hook else data
         model, calib, test, _ = _fit_predict(prototype, model_name, trained_on, fold)
         test = _with_realized(test, data)
@@ -429,6 +442,7 @@ def _retrain_locked(spec: Any, market: Any, *, as_of: pd.Timestamp | None, chall
             serving_latency_ms(loaded, window, int(bundle.config["min_rows"]), *_request_units(bundle)),
         )
         champion = None
+        stage(spec.name, "evaluating", f"champion version {champion_version}" if champion_version else "no champion")
         if champion_bundle is not None:
             champion = _champion_scores(champion_bundle, window, data, fold, horizons)
         promote, reason = judge(config.gate, challenger, champion, horizons)
@@ -443,13 +457,18 @@ def _retrain_locked(spec: Any, market: Any, *, as_of: pd.Timestamp | None, chall
             if result.latency_ms is not None:
                 mlflow.log_metric(f"{who}/latency_ms", result.latency_ms)
         new_version = None
+        stage(spec.name, "gate", f"{'pass' if promote else 'fail'}: {reason}")
         if promote:
+            stage(spec.name, "registering")
+            evaluated = {"retrain_window": key, "gate": "passed", "retrain_run_id": run.info.run_id}
             new_version = str(
-                register_best(run_id=run.info.run_id, spec_name=spec.name, model_name=model_name, bundle=bundle)
-            )
-            client.set_model_version_tag(name, new_version, "retrain_window", key)
-            client.set_model_version_tag(name, new_version, "gate", "passed")
+                register_best(
+                    run_id=run.info.run_id, spec_name=spec.name, model_name=model_name, bundle=bundle,
+                    extra_tags=evaluated,
+                )
+            )  # fmt: skip
             current = _alias(client, name, CHAMPION)
+            stage(spec.name, "aliases", f"champion {current} -> {new_version}")
             if current is not None and current != new_version:
                 client.set_registered_model_alias(name, PREVIOUS_CHAMPION, current)
                 client.set_registered_model_alias(name, CHAMPION, new_version)
@@ -469,6 +488,7 @@ def _retrain_locked(spec: Any, market: Any, *, as_of: pd.Timestamp | None, chall
         )
         mlflow.log_dict(result.to_json(), "retrain.json")
         mlflow.set_tag("retrain_status", "done")  # last: a run killed before this is redone by the next one
+    stage(spec.name, "finished", result.decision)
     return result
 
 

@@ -517,7 +517,9 @@ def _child_run(client: Any, run_id: str, model_name: str) -> str | None:
     return found[0].info.run_id if found else None
 
 
-def register_best(*, run_id: str, spec_name: str, model_name: str, bundle: Any) -> int:
+def register_best(
+    *, run_id: str, spec_name: str, model_name: str, bundle: Any, extra_tags: Mapping[str, str] | None = None
+) -> int:
     """Log ``bundle`` (``models.pyfunc.Bundle``) as a pyfunc under ``model_name``'s child run of the parent
     ``run_id`` (under the parent itself when no such child exists), register it as a new version of
     :func:`registered_model_name` (``drift-forecaster-<spec>``), point ``challenger`` at it, and ``champion`` too
@@ -563,6 +565,7 @@ def register_best(*, run_id: str, spec_name: str, model_name: str, bundle: Any) 
         "min_rows": str(bundle.config.get("min_rows")),
         "data_fingerprint": run_tags.get("data_fingerprint", "unknown"),
         "git_commit": run_tags.get("git_commit", "unknown"),
+        **(extra_tags or {}),  # set with the version itself: no alias can see it without them
     }
     version = mlflow.register_model(info.model_uri, name, tags=tags)
     if not client.get_registered_model(name).description:

@@ -53,7 +53,7 @@ def load_training_inputs(args: argparse.Namespace) -> TrainingInputs:
     from features.pipeline import feature_spec_from_spec
     from training.data import model_data
 
-    spec = load_spec(args.config or _default_spec(args))
+    spec = load_spec(args.config or default_spec(args))
     if args.config is None and args.bars is not None:
         print(f"spec: {spec.name} (chosen by the bar length; pass --config to pick another)")
     horizons = list(args.horizons or spec.get("horizons") or [])
@@ -76,7 +76,7 @@ def load_training_inputs(args: argparse.Namespace) -> TrainingInputs:
 
 def load_market(args: argparse.Namespace) -> tuple[Spec, Any]:
     """The spec and the market the data flags describe (no features: the caller cuts the market first)."""
-    spec = load_spec(args.config or _default_spec(args))
+    spec = load_spec(args.config or default_spec(args))
     horizons = list(args.horizons or spec.get("horizons") or [])
     if not horizons:
         raise ConfigError(spec.path, "horizons", "no forecast horizons: state them in the spec or pass --horizons")
@@ -90,7 +90,7 @@ def load_market(args: argparse.Namespace) -> tuple[Spec, Any]:
     return spec, market
 
 
-def _default_spec(args: argparse.Namespace) -> str:
+def default_spec(args: argparse.Namespace) -> str:
     if args.bars is None:
         return INTRADAY_SPEC
     if args.freq:

@@ -27,11 +27,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from forecaster.commands._training import default_spec
+    from forecaster.config import load_spec
+    from training.retrain import RetrainBusy, spec_lock, stage
+
+    name = load_spec(args.config or default_spec(args)).name
+    try:
+        with spec_lock(name) as lock:  # before the data is loaded: a second run costs nothing
+            stage(name, "locked", str(lock))
+            return _run_locked(args)
+    except RetrainBusy as busy:
+        print(f"forecaster retrain: {busy}")
+        return EXIT_BUSY
+
+
+def _run_locked(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from forecaster.commands._training import load_market
     from forecaster.errors import UsageError
-    from training.retrain import RetrainBusy, retrain
+    from training.retrain import retrain
 
     spec, market = load_market(args)
     if args.models:
@@ -45,11 +60,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError:
             raise UsageError(f"--as-of {args.as_of!r} is not a time: write e.g. 2026-01-20T00:00:00Z") from None
         as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
-    try:
-        result = retrain(spec, market, as_of=as_of)
-    except RetrainBusy as busy:
-        print(f"forecaster retrain: {busy}")
-        return EXIT_BUSY
+    result = retrain(spec, market, as_of=as_of, lock=False)
     window = result.window
     print(f"retrain {spec.name}: window {window.get('start')} .. {window.get('end')} ({window.get('bars')} bars)")
     print(f"decision: {result.decision}: {result.reason}")

@@ -17,13 +17,6 @@ SPEC = "retrain_test"
 NAME = f"drift-forecaster-{SPEC}"
 
 
-def shuffled_targets(data, rows):
-    """A deliberately worse challenger: its training targets permuted (features unchanged)."""
-    targets = data.targets.sample(frac=1.0, random_state=0)
-    targets.index = data.targets.index
-    return dataclasses.replace(data, targets=targets)
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     from forecaster.market.simulator import sim_config_from_spec
@@ -62,7 +55,7 @@ def _aliases():
     return {k: str(v) for k, v in MlflowClient().get_registered_model(NAME).aliases.items()}
 
 
-def test_gate_promotion_worse_challenger_same_window_and_rollback(world):
+def test_gate_promotion_worse_challenger_same_window_and_rollback(world, shuffled_targets):
     spec, market, _ = world
     day = pd.Timedelta(days=1)
     start = market.index[0]
