@@ -66,6 +66,15 @@ class Gate:
 
 
 @dataclass(frozen=True)
+class DriftConfig:
+    """When the data counts as drifted (spec ``retrain.drift``; :mod:`training.drift`)."""
+
+    recent_days: float = 1.0  # the window's last days, against the rest of the window
+    psi_threshold: float = 1.0  # on the median PSI over the features
+    bins: int = 10
+
+
+@dataclass(frozen=True)
 class RetrainConfig:
     """The spec's ``retrain`` section."""
 
@@ -73,12 +82,27 @@ class RetrainConfig:
     window_days: float = 20.0
     holdout_days: float = 3.0
     gate: Gate = field(default_factory=Gate)
+    drift: DriftConfig = field(default_factory=DriftConfig)
 
 
 def retrain_config_from_spec(values: Mapping[str, Any], *, where: str) -> RetrainConfig:
     """The ``retrain`` section of a spec, checked (ConfigError names the key)."""
     section = dict(values.get("retrain") or {})
     gate_values = dict(section.pop("gate", None) or {})
+    drift_values = dict(section.pop("drift", None) or {})
+    unknown = sorted(set(drift_values) - {f.name for f in dataclasses.fields(DriftConfig)})
+    if unknown:
+        raise ConfigError(
+            where, f"retrain.drift.{unknown[0]}", "unknown key; drift takes recent_days, psi_threshold, bins"
+        )
+    bins = drift_values.get("bins", 10)
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
+        raise ConfigError(where, "retrain.drift.bins", f"must be a whole number ≥ 2; got {bins!r}")
+    drift = DriftConfig(
+        recent_days=_positive(drift_values.get("recent_days", 1.0), where, "retrain.drift.recent_days"),
+        psi_threshold=_positive(drift_values.get("psi_threshold", 1.0), where, "retrain.drift.psi_threshold"),
+        bins=bins,
+    )
     known = {"model", "window_days", "holdout_days"}
     unknown = sorted(set(section) - known)
     if unknown:
@@ -115,8 +139,10 @@ def retrain_config_from_spec(values: Mapping[str, Any], *, where: str) -> Retrai
             f"must be in [0, 1), e.g. 0.01; got {gate.min_qlike_improvement}",
         )
     model = section.get("model")
+    if drift.recent_days >= window:
+        raise ConfigError(where, "retrain.drift.recent_days", f"must be shorter than window_days ({window:g})")
     return RetrainConfig(
-        model=None if model is None else str(model), window_days=window, holdout_days=holdout, gate=gate
+        model=None if model is None else str(model), window_days=window, holdout_days=holdout, gate=gate, drift=drift
     )
 
 
@@ -346,15 +372,17 @@ def retrain(
     challenger_hook: Any = None,
     lock_folder: Path | None = None,
     lock: bool = True,
+    if_drift: bool = False,
 ) -> RetrainResult:
     """One scheduled retrain of ``spec`` on ``market`` (module docstring). ``lock=False``: the caller holds
     :func:`spec_lock` already (the CLI takes it before loading data). ``challenger_hook(data, rows)``, for tests,
-    may alter the challenger's training data (e.g. shuffle its targets) before it is fitted."""
+    may alter the challenger's training data (e.g. shuffle its targets) before it is fitted. ``if_drift``: train
+    only when the window's recent days drifted from the rest (:mod:`training.drift`); else "skipped"."""
     if not lock:
-        return _retrain_locked(spec, market, as_of=as_of, challenger_hook=challenger_hook)
+        return _retrain_locked(spec, market, as_of=as_of, challenger_hook=challenger_hook, if_drift=if_drift)
     with spec_lock(spec.name, lock_folder) as path:
         stage(spec.name, "locked", str(path))
-        return _retrain_locked(spec, market, as_of=as_of, challenger_hook=challenger_hook)
+        return _retrain_locked(spec, market, as_of=as_of, challenger_hook=challenger_hook, if_drift=if_drift)
 
 
 def stage(spec_name: str, name: str, detail: str = "") -> None:
@@ -363,7 +391,9 @@ def stage(spec_name: str, name: str, detail: str = "") -> None:
     log.info("retrain %s: stage %s%s", spec_name, name, f" ({detail})" if detail else "")
 
 
-def _retrain_locked(spec: Any, market: Any, *, as_of: pd.Timestamp | None, challenger_hook: Any) -> RetrainResult:
+def _retrain_locked(
+    spec: Any, market: Any, *, as_of: pd.Timestamp | None, challenger_hook: Any, if_drift: bool
+) -> RetrainResult:
     import mlflow
     from mlflow import MlflowClient
 
@@ -424,6 +454,16 @@ def _retrain_locked(spec: Any, market: Any, *, as_of: pd.Timestamp | None, chall
         mlflow.log_params(
             {f"window.{k}": v for k, v in described.items()} | {"gate": json.dumps(dataclasses.asdict(config.gate))}
         )
+        drift = log_drift(data, config.drift)
+        if if_drift and not drift.drifted:
+            reason = f"no drift: {drift.summary()}"
+            mlflow.set_tags(
+                {"retrain_decision": "skipped", "retrain_reason": reason[:4000], "retrain_status": "no_drift"}
+            )
+            stage(spec.name, "finished", "skipped: no drift")
+            return RetrainResult(
+                "skipped", reason, champion_version, None, {"drift": drift_json(drift)}, described, run.info.run_id
+            )
         stage(spec.name, "fitting", model_name)
         trained_on = challenger_hook(data, fold.train_rows) if challenger_hook else data
         model, calib, test, _ = _fit_predict(prototype, model_name, trained_on, fold)
@@ -446,7 +486,11 @@ def _retrain_locked(spec: Any, market: Any, *, as_of: pd.Timestamp | None, chall
         if champion_bundle is not None:
             champion = _champion_scores(champion_bundle, window, data, fold, horizons)
         promote, reason = judge(config.gate, challenger, champion, horizons)
-        metrics = {"challenger": challenger.to_json(), "champion": champion.to_json() if champion else None}
+        metrics = {
+            "challenger": challenger.to_json(),
+            "champion": champion.to_json() if champion else None,
+            "drift": drift_json(drift),
+        }
         for who, result in (("challenger", challenger), ("champion", champion)):
             if result is None:
                 continue
@@ -560,3 +604,44 @@ def rollback(spec_name: str) -> tuple[str, str]:
     client.set_registered_model_alias(name, CHAMPION, previous)
     client.set_registered_model_alias(name, PREVIOUS_CHAMPION, current)
     return previous, current
+
+
+def log_drift(data: Any, config: DriftConfig) -> Any:
+    """PSI and KS of the window's features, recent days against the rest, logged to the active MLflow run
+    (``drift/psi/<feature>``, ``drift/ks/<feature>``, ``drift/psi_median``, ``drift.csv``, ``drift_psi.png``)."""
+    import mlflow
+
+    from training.drift import drift_plot, drift_report
+
+    report = drift_report(data.features, config.recent_days, config.psi_threshold, config.bins)
+    finite = {name: row for name, row in report.table.iterrows() if math.isfinite(row["psi"])}
+    mlflow.log_metrics({f"drift/psi/{name}": float(row["psi"]) for name, row in finite.items()})
+    mlflow.log_metrics(
+        {f"drift/ks/{name}": float(row["ks"]) for name, row in finite.items() if math.isfinite(row["ks"])}
+    )
+    if math.isfinite(report.median_psi):
+        mlflow.log_metric("drift/psi_median", report.median_psi)
+    mlflow.set_tag("drift", "drifted" if report.drifted else "stable")
+    with tempfile.TemporaryDirectory(prefix="forecaster-drift-") as tmp:
+        table = Path(tmp) / "drift.csv"
+        report.table.to_csv(table)
+        mlflow.log_artifact(str(table))
+        mlflow.log_artifact(str(drift_plot(report, Path(tmp) / "drift_psi.png")))
+    stage_note = report.summary()
+    log.info("drift: %s", stage_note)
+    return report
+
+
+def drift_json(report: Any) -> dict[str, Any]:
+    """The drift summary for the JSON output: the median PSI, the verdict, the five most drifted features."""
+
+    def number(value: float) -> float | None:  # DESIGN section 11: no NaN in JSON
+        return float(value) if math.isfinite(value) else None
+
+    top = report.table.head(5)
+    return {
+        "median_psi": number(report.median_psi),
+        "threshold": report.threshold,
+        "drifted": report.drifted,
+        "top": [{"feature": name, "psi": number(row["psi"]), "ks": number(row["ks"])} for name, row in top.iterrows()],
+    }

@@ -23,6 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--as-of", metavar="TIME", help="the window's last bar (ISO 8601, UTC); default the data's last"
     )
+    parser.add_argument(
+        "--if-drift",
+        action="store_true",
+        help="train only when the window's last retrain.drift.recent_days drifted from the rest (median PSI over "
+        "the features above retrain.drift.psi_threshold); else log the drift and skip",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the decision as JSON (DESIGN section 11)")
 
 
@@ -60,10 +66,15 @@ def _run_locked(args: argparse.Namespace) -> int:
         except ValueError:
             raise UsageError(f"--as-of {args.as_of!r} is not a time: write e.g. 2026-01-20T00:00:00Z") from None
         as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
-    result = retrain(spec, market, as_of=as_of, lock=False)
+    result = retrain(spec, market, as_of=as_of, lock=False, if_drift=args.if_drift)
     window = result.window
     print(f"retrain {spec.name}: window {window.get('start')} .. {window.get('end')} ({window.get('bars')} bars)")
     print(f"decision: {result.decision}: {result.reason}")
+    drift = (result.metrics or {}).get("drift")
+    if drift and drift.get("median_psi") is not None:
+        top = ", ".join(f"{t['feature']} {t['psi']:.2f}" for t in drift["top"][:3] if t["psi"] is not None)
+        state = "drifted" if drift["drifted"] else "stable"
+        print(f"  drift: median PSI {drift['median_psi']:.3f} (threshold {drift['threshold']:g}): {state}; {top}")
     for who in ("challenger", "champion"):
         scored = (result.metrics or {}).get(who)
         if scored:

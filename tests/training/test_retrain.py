@@ -131,3 +131,24 @@ def test_the_cli_decides_writes_the_json_and_exits_75_when_busy(world, tmp_path,
     assert "another retrain of spec" in capsys.readouterr().out
     assert main(["rollback", "--config", spec_path]) == 2  # no previous champion yet: a clear error, exit 2
     assert "no previous_champion alias" in capsys.readouterr().err
+
+
+def test_if_drift_skips_a_stable_window_and_trains_on_a_drifted_one(world, tmp_path, monkeypatch):
+    """The 7-day market of seed 7 is normal, stressed, then calm from day 3.6: the window ending on day 5 has a
+    calm last day after normal and stressed days (median PSI 3.6), the one ending on day 7 a calm one after calm
+    days (0.24)."""
+    from mlflow import MlflowClient
+
+    spec, market, _ = world
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    start = market.index[0]
+    stable = retrain(spec, market, as_of=start + pd.Timedelta(days=7), if_drift=True, lock_folder=tmp_path)
+    assert stable.decision == "skipped" and stable.reason.startswith("no drift: median PSI")
+    assert stable.metrics["drift"]["drifted"] is False and stable.metrics["drift"]["median_psi"] < 1.0
+    logged = {a.path for a in MlflowClient().list_artifacts(stable.run_id)}
+    assert {"drift.csv", "drift_psi.png"} <= logged
+    drifted = retrain(spec, market, as_of=start + pd.Timedelta(days=5), if_drift=True, lock_folder=tmp_path)
+    assert drifted.decision == "promoted" and drifted.metrics["drift"]["drifted"] is True
+    assert drifted.metrics["drift"]["median_psi"] > 1.0
+    # the stable window was not marked retrained: without --if-drift it trains
+    assert retrain(spec, market, as_of=start + pd.Timedelta(days=7), lock_folder=tmp_path).decision != "skipped"
