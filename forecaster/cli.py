@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rebalance": ("rebalance", "the service's reference client: a desk trading a simulated market through its API"),
     "retrain": ("retrain", "the scheduled job: train a challenger, gate it against the champion, promote or keep"),
     "rollback": ("rollback", "point the champion alias back at the previous champion"),
+    "schedule": ("schedule", "run forecaster retrain on a clock (every 1h, ...) when no cron/systemd/k8s is at hand"),
 }
 
 
