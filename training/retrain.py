@@ -446,7 +446,9 @@ def _retrain_locked(
         "train_origins": int(fold.train_rows.size),
     }
     commit, dirty = git_commit()
-    with mlflow.start_run(experiment_id=experiment, run_name=f"retrain {model_name} to {described['end']}") as run:
+    nested = mlflow.active_run() is not None  # a day of --simulate-days: a child of the replay's run
+    title = f"retrain {model_name} to {described['end']}"
+    with mlflow.start_run(experiment_id=experiment, run_name=title, nested=nested) as run:
         mlflow.set_tags(
             {"run_type": "retrain", "retrain_window": key, "retrain_status": "started", "model_name": model_name,
              "git_commit": commit, "git_dirty": str(dirty), "data_fingerprint": key.rsplit("|", 1)[-1]}
@@ -645,3 +647,57 @@ def drift_json(report: Any) -> dict[str, Any]:
         "drifted": report.drifted,
         "top": [{"feature": name, "psi": number(row["psi"]), "ks": number(row["ks"])} for name, row in top.iterrows()],
     }
+
+
+DECISION_CODES = {"kept": 0, "promoted": 1, "skipped": -1}
+
+
+def simulate_days(
+    spec: Any, market: Any, days: int, *, challenger_hook: Any = None, lock: bool = True
+) -> list[RetrainResult]:
+    """Replay production on ``market``: one retrain a day for ``days`` days, the first window ending
+    ``retrain.window_days`` after the market's first bar. The replay is one MLflow run (``run_type =
+    simulate_retrain``) whose metrics have ``step`` = day, so the UI charts the champion over time:
+    ``champion/qlike/rv/h*`` and ``champion/coverage90/rv/h*`` (on each day's holdout), ``champion/version``,
+    ``decision`` (1 promoted, 0 kept, -1 skipped) and ``drift/psi_median``; each day's retrain is a child run.
+    ``lock=False``: the caller holds :func:`spec_lock` already."""
+    import mlflow
+
+    from training.tracking import setup_tracking
+
+    config = retrain_config_from_spec(spec.values, where=spec.path)
+    first = market.index[0] + pd.Timedelta(days=config.window_days)
+    last = first + pd.Timedelta(days=days - 1)
+    if days < 1 or last > market.index[-1]:
+        span = (market.index[-1] - market.index[0]) / pd.Timedelta(days=1)
+        raise UsageError(
+            f"--simulate-days {days} needs {config.window_days:g} + {days} days of data; the market spans {span:.2f} "
+            "days: simulate more (--days) or replay fewer days"
+        )
+    experiment = setup_tracking(spec.name)
+    results: list[RetrainResult] = []
+    held = spec_lock(spec.name) if lock else contextlib.nullcontext()
+    with held, mlflow.start_run(experiment_id=experiment, run_name=f"simulate {days} days") as run:
+        mlflow.set_tags({"run_type": "simulate_retrain", "days": str(days)})
+        for day in range(1, days + 1):
+            as_of = first + pd.Timedelta(days=day - 1)
+            stage(spec.name, "day", f"{day}/{days}, window to {as_of.isoformat()}")
+            result = _retrain_locked(spec, market, as_of=as_of, challenger_hook=challenger_hook, if_drift=False)
+            results.append(result)
+            mlflow.log_metric("decision", DECISION_CODES[result.decision], step=day)
+            metrics = result.metrics or {}
+            now = metrics.get("challenger") if result.decision == "promoted" else metrics.get("champion")
+            for key, values in (now or {}).items():
+                if key.startswith("h") and isinstance(values, dict):
+                    for metric in ("qlike", "coverage90"):
+                        if values.get(metric) is not None:
+                            mlflow.log_metric(f"champion/{metric}/rv/{key}", float(values[metric]), step=day)
+            if result.champion_version is not None:
+                mlflow.log_metric("champion/version", float(result.champion_version), step=day)
+            drift = metrics.get("drift") or {}
+            if drift.get("median_psi") is not None:
+                mlflow.log_metric("drift/psi_median", float(drift["median_psi"]), step=day)
+        mlflow.log_dict([r.to_json() for r in results], "simulate_retrain.json")
+    for result in results:
+        result.run_id = result.run_id or run.info.run_id
+    return results

@@ -29,6 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="train only when the window's last retrain.drift.recent_days drifted from the rest (median PSI over "
         "the features above retrain.drift.psi_threshold); else log the drift and skip",
     )
+    parser.add_argument(
+        "--simulate-days",
+        type=int,
+        metavar="N",
+        help="replay production: one retrain a day for N days (the simulated market is made long enough); the "
+        "MLflow run charts the champion's metrics with step = day",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the decision as JSON (DESIGN section 11)")
 
 
@@ -54,6 +61,8 @@ def _run_locked(args: argparse.Namespace) -> int:
     from forecaster.errors import UsageError
     from training.retrain import retrain
 
+    if args.simulate_days is not None:
+        return _simulate(args)
     spec, market = load_market(args)
     if args.models:
         if "," in args.models:
@@ -86,4 +95,34 @@ def _run_locked(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result.to_json(), indent=2))
         print(f"decision written to {args.json}")
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from forecaster.commands._training import default_spec, load_market
+    from forecaster.config import load_spec
+    from forecaster.errors import UsageError
+    from training.retrain import retrain_config_from_spec, simulate_days
+
+    if args.simulate_days < 1:
+        raise UsageError("--simulate-days must be ≥ 1")
+    if args.as_of or args.if_drift:
+        raise UsageError("--simulate-days replays its own days: leave out --as-of and --if-drift")
+    spec = load_spec(args.config or default_spec(args))
+    needed = retrain_config_from_spec(spec.values, where=spec.path).window_days + args.simulate_days + 1
+    if args.bars is None and (args.days or 0) < needed:
+        args.days = needed
+        print(f"simulating {needed:g} days: the {args.simulate_days}-day replay after a first full window")
+    spec, market = load_market(args)
+    results = simulate_days(spec, market, args.simulate_days, lock=False)  # run() holds the lock
+    print(f"{'day':>4}  {'window end':<26} {'decision':<9} champion  reason")
+    for day, result in enumerate(results, start=1):
+        end = result.window.get("end", "")
+        print(f"{day:>4}  {end:<26} {result.decision:<9} {result.champion_version or '-':>8}  {result.reason[:90]}")
+    if args.json:
+        import json
+
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps([r.to_json() for r in results], indent=2))
+        print(f"decisions written to {args.json}")
     return 0

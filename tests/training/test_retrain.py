@@ -131,6 +131,11 @@ def test_the_cli_decides_writes_the_json_and_exits_75_when_busy(world, tmp_path,
     assert "another retrain of spec" in capsys.readouterr().out
     assert main(["rollback", "--config", spec_path]) == 2  # no previous champion yet: a clear error, exit 2
     assert "no previous_champion alias" in capsys.readouterr().err
+    replay = tmp_path / "replay.json"
+    assert main(["retrain", "--config", spec_path, "--simulate-days", "2", "--json", str(replay)]) == 0
+    days = json.loads(replay.read_text())
+    assert len(days) == 2 and all(d["decision"] in ("promoted", "kept") for d in days)
+    assert "simulating 6 days: the 2-day replay after a first full window" in capsys.readouterr().out
 
 
 def test_if_drift_skips_a_stable_window_and_trains_on_a_drifted_one(world, tmp_path, monkeypatch):
@@ -152,3 +157,24 @@ def test_if_drift_skips_a_stable_window_and_trains_on_a_drifted_one(world, tmp_p
     assert drifted.metrics["drift"]["median_psi"] > 1.0
     # the stable window was not marked retrained: without --if-drift it trains
     assert retrain(spec, market, as_of=start + pd.Timedelta(days=7), lock_folder=tmp_path).decision != "skipped"
+
+
+def test_simulate_days_charts_the_champion_by_day(world, tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    from training.retrain import simulate_days
+
+    spec, market, _ = world
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("FORECASTER_LOCK_DIR", str(tmp_path))
+    results = simulate_days(spec, market, 3)
+    assert results[0].decision == "promoted"  # day 1: no champion yet
+    assert all(r.decision in ("promoted", "kept") for r in results)
+    client = MlflowClient()
+    parent = client.get_run(results[0].run_id).data.tags.get("mlflow.parentRunId")
+    assert parent is not None and client.get_run(parent).data.tags["run_type"] == "simulate_retrain"
+    history = client.get_metric_history(parent, "champion/qlike/rv/h30")
+    assert [m.step for m in history] == [1, 2, 3] and all(m.value > 0 for m in history)
+    assert [m.step for m in client.get_metric_history(parent, "decision")] == [1, 2, 3]
+    with pytest.raises(Exception, match="needs 3 \\+ 9 days of data"):
+        simulate_days(spec, market, 9)
