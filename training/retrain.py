@@ -418,8 +418,10 @@ def _retrain_locked(
     client = MlflowClient()
     name = registered_model_name(spec.name)
     champion_version = _alias(client, name, CHAMPION)
-    champion_bundle = _load_bundle(f"models:/{name}/{champion_version}") if champion_version else None
-    model_name = config.model or (str(champion_bundle.config["model_name"]) if champion_bundle else None)
+    champion_model = (
+        client.get_model_version(name, champion_version).tags.get("model_name") if champion_version else None
+    )
+    model_name = config.model or champion_model
     prototypes = spec_models(spec, model_name, simulated=False)
     model_name = model_name or next(iter(prototypes))
     prototype = prototypes[model_name]
@@ -485,7 +487,8 @@ def _retrain_locked(
         )
         champion = None
         stage(spec.name, "evaluating", f"champion version {champion_version}" if champion_version else "no champion")
-        if champion_bundle is not None:
+        if champion_version is not None:  # loaded only now: a skipped window never pays for it
+            champion_bundle = _load_bundle(f"models:/{name}/{champion_version}")
             champion = _champion_scores(champion_bundle, window, data, fold, horizons)
         promote, reason = judge(config.gate, challenger, champion, horizons)
         metrics = {
