@@ -35,6 +35,7 @@ bundled too (``code_paths``), with the project's dependencies pinned to the inst
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import logging
@@ -207,6 +208,9 @@ class ForecastBundle(mlflow.pyfunc.PythonModel):
         history = int(cfg["history_bars"])
         earliest = market.index[len(market.index) - 1 - history]
         window = market.tail_from(recent_start(market.until(earliest), spec, warmup))
+        used = tuple(g for g in spec.groups if any(c in produced.get(g, {}) for c in columns))
+        if used != spec.groups:  # groups are computed independently: skipping unread ones changes no value
+            spec = dataclasses.replace(spec, groups=used)
         table = build_features(window, spec, with_fingerprint=False)
         features = table.frame[columns]
         needed = features.to_numpy(dtype=float)[features.index.searchsorted(earliest) :]  # (rows read, columns)

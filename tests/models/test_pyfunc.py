@@ -130,6 +130,27 @@ def test_forecast_from_recent_bars_equals_batch(served):
     assert not np.allclose(served["raw"]["q95"], served["expected"]["q95"])
 
 
+def test_a_model_reading_one_group_computes_only_that_group_and_forecasts_the_same(served, monkeypatch):
+    """The bundle's spec has four groups; a model that reads only ``rv_60`` gets its features from the realized
+    group alone (the others are never computed) and the same forecast as batch."""
+    import features.pipeline as pipeline
+
+    market, data = served["market"], served["data"]
+    narrow = build_bundle(
+        served["model"], SPEC, served["bundle"].calibrator, market=market, feature_columns=["rv_60"], name="blend"
+    )
+    built = []
+    real = pipeline.build_features
+
+    def spy(window, spec, **kwargs):
+        built.append(spec.groups)
+        return real(window, spec, **kwargs)
+
+    monkeypatch.setattr("models.pyfunc.build_features", spy)
+    _same(narrow.loaded().forecast(request_frame(market, narrow.config["min_rows"])), served["expected"])
+    assert built == [("realized",)] and len(data.features.columns) > 20
+
+
 def test_request_errors_name_the_fix(served):
     bundle, market = served["bundle"], served["market"]
     loaded = bundle.loaded()
