@@ -102,9 +102,11 @@ metrics ``qlike/rv/h{h}`` per horizon and ``qlike/rv/mean`` (the objective), ``f
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
+import re
 import tempfile
 import time
 import warnings
@@ -588,11 +590,16 @@ class _Objective:
         return {**self.settings, **self.space.fixed, **sampled, "horizons": self.horizons}
 
     def __call__(self, trial: optuna.Trial) -> float:
+        import os
+        import socket
+
         import mlflow
         import optuna
 
         from models.registry import make_model
         from training.tracking import model_params
+
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # which process runs it
 
         params = self.params(trial)
         model = make_model(self.model_name, {"family": self.family, **params}, where=self.where)
@@ -808,17 +815,117 @@ def tune(
                 )  # fmt: skip
             n_new = 0
             steps = range(missing)
-            for _ in (
-                progress(steps, desc=f"tune {model_name}", total=missing, unit="trial") if show_progress else steps
-            ):
-                if len(study.get_trials(deepcopy=False, states=finished_states)) >= trials:
-                    break  # other workers filled the study
-                study.optimize(objective, n_trials=1, catch=_catchable(), callbacks=[_log_trial])
-                n_new += 1
+            slots = SlotLock(storage, study_name)
+            try:
+                for _ in (
+                    progress(steps, desc=f"tune {model_name}", total=missing, unit="trial") if show_progress else steps
+                ):
+                    if not _run_one(study, objective, slots, trials, heartbeat_interval):
+                        break  # the study holds its trials (this worker's or others')
+                    n_new += 1
+            finally:
+                slots.close()
             _close_dead_runs(study)
             result = _result(study, parent_id, n_new, study_name, shown, model_name, family, space, horizons)
             _log_parent_summary(study, result, space)
     return result
+
+
+def _run_one(study: optuna.Study, objective: Any, slots: SlotLock, trials: int, heartbeat_interval: int) -> bool:
+    """Start one trial if the study still lacks one, holding ``slots`` from the count to the trial's creation, so
+    that workers together never run more than ``trials`` (finished ones plus those running count). While the only
+    missing trials are running elsewhere, wait: a dead worker's trial turns stale, is failed and re-queued
+    (``fail_stale_trials``), and this worker runs it. Returns False when the study is full."""
+    import optuna
+
+    finished_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    while True:
+        slots.acquire()
+        try:
+            optuna.storages.fail_stale_trials(study)
+            finished = len(study.get_trials(deepcopy=False, states=finished_states))
+            running = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+            if finished >= trials:
+                return False
+            if finished + running < trials:
+
+                def released_first(trial: optuna.Trial) -> float:
+                    slots.release()  # the trial exists (RUNNING): the next worker may count it
+                    return objective(trial)
+
+                study.optimize(released_first, n_trials=1, catch=_catchable(), callbacks=[_log_trial])
+                return True
+        finally:
+            slots.release()
+        time.sleep(min(2.0, heartbeat_interval / 2))  # the missing trials run elsewhere: look again shortly
+
+
+class SlotLock:
+    """A lock on one study across processes and machines, held from counting its trials to creating the next:
+    a PostgreSQL session advisory lock (released by the server if the worker dies), or ``flock`` on a file beside a
+    SQLite database. Other databases: no lock (workers may then overshoot by up to their number), said once."""
+
+    def __init__(self, url: str, study_name: str) -> None:
+        self.url, self.study_name = url, study_name
+        self._held = False
+        self._conn: Any = None
+        self._file: Any = None
+        key = int.from_bytes(hashlib.sha256(f"optuna-study:{study_name}".encode()).digest()[:8], "big", signed=True)
+        self._key = key
+        if url.startswith(("postgresql", "postgres")):
+            import sqlalchemy
+
+            self._engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+            self._conn = self._engine.connect()
+        elif url.startswith("sqlite"):
+            import fcntl  # noqa: F401  (POSIX only, like the flock the lock takes)
+
+            path = sqlite_path_of(url)
+            self._file = open(f"{path}.{re.sub(r'[^A-Za-z0-9_.-]', '_', study_name)}.lock", "a+")
+        else:
+            log.warning("no cross-worker lock for %s: concurrent workers may run a few trials more than asked", url)
+
+    def acquire(self) -> None:
+        if self._held:
+            return
+        if self._conn is not None:
+            import sqlalchemy
+
+            self._conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": self._key})
+            self._conn.commit()
+        elif self._file is not None:
+            import fcntl
+
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+        self._held = True
+
+    def release(self) -> None:
+        if not self._held:
+            return
+        if self._conn is not None:
+            import sqlalchemy
+
+            self._conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
+            self._conn.commit()
+        elif self._file is not None:
+            import fcntl
+
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._held = False
+
+    def close(self) -> None:
+        self.release()
+        if self._conn is not None:
+            self._conn.close()
+            self._engine.dispose()
+        if self._file is not None:
+            self._file.close()
+
+
+def sqlite_path_of(url: str) -> str:
+    """The database file of a ``sqlite:///`` URL (``:memory:`` for an in-memory one)."""
+    path = url.split("sqlite:///", 1)[-1] if "sqlite:///" in url else ":memory:"
+    return path or ":memory:"
 
 
 def _retry_of(trial: optuna.Trial) -> int | None:

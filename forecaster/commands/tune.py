@@ -66,6 +66,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"Optuna storage, a SQLAlchemy URL (default {DEFAULT_STORAGE}; postgresql://... for several machines)",
     )
     group.add_argument("--study", metavar="NAME", help="study name (default {spec}-{model}); an existing one resumes")
+    group.add_argument(
+        "--workers",
+        type=_trials,
+        default=1,
+        metavar="N",
+        help="worker processes on this machine sharing the study (others may run the same command elsewhere)",
+    )
+    group.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)  # set for spawned workers
+    group.add_argument(
+        "--heartbeat-interval", type=_trials, default=60, metavar="S", help="seconds between a trial's heartbeats"
+    )
+    group.add_argument(
+        "--grace-period",
+        type=_trials,
+        default=120,
+        metavar="S",
+        help="seconds without a heartbeat after which a running trial's worker counts as dead (failed, re-queued)",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the summary as JSON")
 
 
@@ -80,7 +98,14 @@ def run(args: argparse.Namespace) -> int:
     if args.config is not None or args.bars is None:  # check the model before building the data (the slow part)
         spec = load_spec(args.config or INTRADAY_SPEC)
         model_settings(spec, args.model or tuning_config_from_spec(spec.values, where=spec.path).model)
+    if args.grace_period <= args.heartbeat_interval:
+        raise UsageError("--grace-period must be longer than --heartbeat-interval (a live trial beats within it)")
+    workers = []
+    if args.workers > 1:
+        _prepare_shared(args)  # the tracking store, Optuna's tables and the study: made once, not raced by N workers
+        workers = _spawn_workers(args)
     inputs = load_training_inputs(args)
+    base_seed = tuning_config_from_spec(inputs.spec.values, where=inputs.spec.path).seed
     result = tune(
         inputs.data,
         inputs.spec,
@@ -88,8 +113,15 @@ def run(args: argparse.Namespace) -> int:
         trials=args.trials,
         storage=args.storage,
         study_name=args.study,
-        show_progress=True,
+        seed=base_seed + 7919 * args.worker_index,  # each worker its own TPE start-up draws
+        show_progress=args.workers == 1 and args.worker_index == 0,
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
     )
+    if workers:
+        codes = [worker.wait() for worker in workers]
+        print(f"workers: {len(codes) + 1} (this one and {len(codes)} more), exit codes of the others: {codes}")
+        result = _reloaded(result, args.storage)
     target = args.trials or tuning_config_from_spec(inputs.spec.values, where=inputs.spec.path).trials
     print(format_summary(result, target, inputs.spec.name, tracking_uri(), resume_command(args, result, target)))
     if args.json:
@@ -176,3 +208,65 @@ def resume_command(args: argparse.Namespace, result: Any, target: int) -> str:
     parts += ["--model", result.model_name, "--trials", str(target), "--storage", result.storage]
     parts += ["--study", result.study_name]
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def _spawn_workers(args: argparse.Namespace) -> list[Any]:
+    """``--workers N``: N − 1 more processes running this command on the same study (``--worker-index`` 1..N−1)."""
+    import subprocess
+    import sys
+
+    argv = [a for a in sys.argv[1:]]
+    cleaned: list[str] = []
+    skip = False
+    for word in argv:  # drop --workers N / --workers=N / --json PATH: the extra workers only run trials
+        if skip:
+            skip = False
+            continue
+        if word in ("--workers", "--json"):
+            skip = True
+            continue
+        if word.startswith(("--workers=", "--json=")):
+            continue
+        cleaned.append(word)
+    base = [sys.executable, "-m", "forecaster.cli", *cleaned]
+    return [subprocess.Popen([*base, "--worker-index", str(i)]) for i in range(1, args.workers)]
+
+
+def _reloaded(result: Any, storage: str) -> Any:
+    """``result`` with the study's counts read again once every worker is done."""
+    import dataclasses
+
+    import optuna
+
+    from training.tune import make_storage, trial_counts
+
+    study = optuna.load_study(study_name=result.study_name, storage=make_storage(storage))
+    counts = trial_counts(study)
+    changes: dict[str, Any] = {
+        "n_complete": counts["COMPLETE"],
+        "n_pruned": counts["PRUNED"],
+        "n_failed": counts["FAIL"],
+    }
+    if counts["COMPLETE"]:
+        best = study.best_trial
+        changes |= {"best_value": best.value, "best_params": dict(best.params), "best_trial": best.number}
+    return dataclasses.replace(result, study=study, **changes)
+
+
+def _prepare_shared(args: argparse.Namespace) -> None:
+    """Create what every worker opens (the MLflow experiment, Optuna's tables, the study) before they start."""
+    import optuna
+
+    from forecaster.config import load_spec
+    from training.tracking import setup_tracking
+    from training.tune import make_storage, tuning_config_from_spec
+
+    spec = load_spec(args.config or INTRADAY_SPEC)
+    model = args.model or tuning_config_from_spec(spec.values, where=spec.path).model
+    setup_tracking(spec.name)
+    optuna.create_study(
+        study_name=args.study or f"{spec.name}-{model}",
+        storage=make_storage(args.storage, heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period),
+        direction="minimize",
+        load_if_exists=True,
+    )
