@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test bench lint venv clean constraints
+.PHONY: demo test bench lint venv clean constraints services
 
 venv: $(STAMP)
 
@@ -28,6 +28,18 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_revalue.py
 	$(BIN)/python bench/bench_features.py
 	$(BIN)/python bench/bench_chain_features.py
+
+# The development tracking server on PostgreSQL (foreground; Ctrl-C stops it): database $(MLFLOW_DB) on the local
+# server (created if missing), artifacts in ./mlartifacts, http://127.0.0.1:5000. Then, in another shell:
+#   export MLFLOW_TRACKING_URI=http://127.0.0.1:5000   and every forecaster command (train, retrain, serve) uses it.
+PG_URL ?= postgresql://postgres@127.0.0.1:5432
+MLFLOW_DB ?= mlflow
+MLFLOW_PORT ?= 5000
+services: $(STAMP)
+	$(BIN)/python -c "import psycopg; c = psycopg.connect('$(PG_URL)/postgres', autocommit=True); \
+	  c.execute('CREATE DATABASE \"$(MLFLOW_DB)\"') if not c.execute(\"SELECT 1 FROM pg_database WHERE datname = '$(MLFLOW_DB)'\").fetchone() else None"
+	$(BIN)/mlflow server --backend-store-uri $(PG_URL)/$(MLFLOW_DB) --artifacts-destination ./mlartifacts \
+	  --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
