@@ -1,11 +1,13 @@
 """The tracking-server deployment (issue: scale-out): a real ``mlflow server`` on loopback with a PostgreSQL backend
 store (a fresh database) and an artifact root, ``forecaster train`` against ``MLFLOW_TRACKING_URI=http://...``
-registering its champion, and ``forecaster serve`` loading that champion from the server. Skipped, saying why,
+registering its champion, the MLflow UI in headless Chromium listing the runs with the shared metric names (a DOM
+check), and ``forecaster serve`` loading that champion from the server. Skipped, saying why,
 only where no PostgreSQL server answers (``FORECASTER_TEST_POSTGRES_URL``)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -112,6 +114,8 @@ def test_train_registers_on_the_server_and_serve_loads_the_champion_from_it(trac
     runs = client.search_runs([client.get_experiment_by_name("server_pg_test").experiment_id])
     assert any("qlike/rv/h30" in r.data.metrics for r in runs)  # the shared metric names, on the server
 
+    _the_ui_lists_the_runs_and_metrics(tracking_server, runs[0].info.experiment_id, [r.info.run_id for r in runs])
+
     port, log = _port(), tmp_path / "serve.log"
     with log.open("w") as out:
         serve = subprocess.Popen(
@@ -127,3 +131,39 @@ def test_train_registers_on_the_server_and_serve_loads_the_champion_from_it(trac
     finally:
         serve.terminate()
         serve.wait(timeout=60)
+
+
+def _visible_text(html_text: str) -> str:
+    import html
+    import re
+
+    text = re.sub(r"<(script|style)\b.*?</\1>", " ", html_text, flags=re.S)
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text)))
+
+
+def _dump_dom(url: str) -> str:
+    """The page's visible text once headless Chromium has run its JavaScript (which fetches from the server)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "chromium is not installed: .ci/run installs Debian's chromium (apt-get install chromium)"
+    done = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--virtual-time-budget=20000", "--dump-dom", url],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return _visible_text(done.stdout)
+
+
+def _the_ui_lists_the_runs_and_metrics(server: str, experiment_id: str, run_ids: list[str]) -> None:
+    """The MLflow UI in headless Chromium (DOM checks): the experiment's runs page lists the command's parent run
+    (its model's child nested under it: 2 runs); the runs' comparison page shows both runs by name with the shared
+    metric names."""
+    runs_page = _dump_dom(f"{server}/#/experiments/{experiment_id}/runs")
+    listed = runs_page[runs_page.find("Run Name") : runs_page.find("matching runs") + 20]
+    assert "train server_pg_test" in listed and "2 matching runs" in listed, listed
+    ids = ",".join(f'"{run}"' for run in run_ids)
+    compare = _dump_dom(f'{server}/#/compare-runs?runs=[{ids}]&experiments=["{experiment_id}"]')
+    details = compare[compare.find("Run details") : compare.find("Artifacts")]
+    assert "Run Name:" in details and " har " in f" {details} ", details
+    for metric in ("qlike/rv/h30", "qlike/rv/h60", "coverage90/rv/h30"):
+        assert metric in details, (metric, details[:3000])
